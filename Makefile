@@ -1,0 +1,47 @@
+# The two commands of the README: `make run` and `make test`. Everything else supports them.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+HOST ?= 127.0.0.1
+PORT ?= 8000
+DEMO_ROWS ?= 20000
+# One gunicorn worker with threads: the export pools live in the worker process; the timeout
+# covers the largest download.
+GUNICORN_OPTS ?= --workers 1 --worker-class gthread --threads 16 --timeout 600 --graceful-timeout 30
+
+.PHONY: run test install install-test migrate lint clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+
+$(VENV)/.installed: requirements.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements.txt
+	touch $@
+
+$(VENV)/.installed-test: requirements-test.txt $(VENV)/.installed
+	$(BIN)/pip install --quiet -r requirements-test.txt
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+migrate: install
+	$(BIN)/python manage.py migrate --noinput
+
+run: migrate
+	$(BIN)/python manage.py seed_corporate_park --rows $(DEMO_ROWS) --if-empty
+	@echo "Demo user 'demo', API token:"
+	@$(BIN)/python manage.py create_export_user demo | tail -n 1
+	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
+	$(BIN)/gunicorn backend.wsgi:application --bind $(HOST):$(PORT) $(GUNICORN_OPTS)
+
+test: install-test
+	$(BIN)/python -m pytest
+
+lint: install-test
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf $(VENV) .pytest_cache

@@ -1,0 +1,201 @@
+"""run_export(task_id): one export job, from a claimed task to a durable file.
+
+The job reads the filtered records from one snapshot in primary-key order, batch by batch,
+has the processing pool prepare each batch (at most `window` in flight, so memory stays flat),
+writes them in order, and records progress once per batch. A cancel is seen at the next
+progress write. The file is written as <id><ext>.part and renamed only once complete, so a
+failed or cancelled job leaves nothing behind. The function knows no executor: the thread
+pool calls it today, a Celery worker can call it tomorrow.
+"""
+
+import errno
+import hashlib
+import logging
+import os
+import time
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Executor, ThreadPoolExecutor
+from datetime import timedelta
+from pathlib import Path
+from uuid import UUID
+
+from django.db import connection
+from django.utils import timezone
+
+from . import conf
+from .exceptions import ExportCancelled, ExportFailed
+from .filters import ExportFilters
+from .models import ExportTask
+from .snapshot import snapshot, to_export_rows
+from .writers import ExportMeta, Writer, get_writer
+
+log = logging.getLogger(__name__)
+Status = ExportTask.Status
+
+
+def run_export(task_id: UUID, *, batch_pool: Executor | None = None) -> str | None:
+    """Run one queued export to its end; return its final status (None if not claimed).
+
+    Never raises for a failed export: the failure is stored on the task with a sentence.
+    """
+    try:
+        task = _claim(task_id)
+        if task is None:
+            return None
+        own_pool = batch_pool is None
+        pool = ThreadPoolExecutor(conf.max_worker_threads()) if own_pool else batch_pool
+        try:
+            return _run_claimed(task, pool)
+        finally:
+            if own_pool:
+                pool.shutdown(wait=True)
+    finally:
+        connection.close()  # a pool thread must not keep a connection between jobs
+
+
+def _claim(task_id: UUID) -> ExportTask | None:
+    """queued -> processing with one conditional UPDATE, so no task ever runs twice."""
+    now = timezone.now()
+    claimed = ExportTask.objects.filter(id=task_id, status=Status.QUEUED).update(
+        status=Status.PROCESSING, started_at=now)
+    return ExportTask.objects.filter(id=task_id).first() if claimed else None
+
+
+def _run_claimed(task: ExportTask, pool: Executor) -> str:
+    started = time.monotonic()
+    log.info("export start task=%s format=%s owner=%s filters=%s",
+             task.id, task.export_format, task.owner_id, task.filters)
+    writer_cls = get_writer(task.export_format)
+    part = conf.export_dir() / f"{task.id}{writer_cls.extension}.part"
+    try:
+        rows = _write_file(task, writer_cls, part, pool)
+        status = _finish(task, part, rows)
+    except ExportCancelled:
+        _discard(part)
+        status = Status.CANCELLED
+    except Exception as exc:  # any failure ends as a failed task with a sentence, never a crash
+        _discard(part)
+        status = _fail(task, exc)
+    log.info("export end task=%s status=%s rows=%s seconds=%.2f",
+             task.id, status, task.rows_processed, time.monotonic() - started)
+    return status
+
+
+def _write_file(task: ExportTask, writer_cls: type[Writer], part: Path, pool: Executor) -> int:
+    filters = ExportFilters.from_dict(task.filters)
+    queryset = filters.queryset()
+    with snapshot() as snap:
+        total = snap.count(queryset, filters.limit)
+        ExportTask.objects.filter(id=task.id).update(row_count=total)
+        task.row_count = total
+        meta = ExportMeta(filters_label=filters.label(), row_count=total,
+                          generated_at=timezone.localtime(timezone.now(), conf.time_zone()))
+        writer = writer_cls(part, meta, **_writer_options(writer_cls))
+        try:
+            batches = snap.batches(queryset, conf.batch_size(), filters.limit)
+            prepare = lambda batch: (len(batch), writer.prepare(to_export_rows(batch)))  # noqa: E731
+            for count, prepared in in_order(pool, prepare, batches, window=_window()):
+                writer.write_rows(prepared)
+                _progress(task, count)
+            writer.close()
+        except BaseException:
+            writer.abort()
+            raise
+    if task.rows_processed != total:
+        raise ExportFailed(f"The export wrote {task.rows_processed} rows but {total} were "
+                           "counted. Please start it again.")
+    return total
+
+
+def _writer_options(writer_cls: type[Writer]) -> dict:
+    return {"bom": conf.csv_bom()} if writer_cls.format == "csv" else {}
+
+
+def _window() -> int:
+    """Batches in flight: enough to keep the pool busy, few enough to keep memory flat."""
+    return max(2, min(conf.max_worker_threads(), 4))
+
+
+def in_order(pool: Executor, fn: Callable, items: Iterable, window: int) -> Iterator:
+    """Yield fn(item) in input order with at most `window` in flight (map() submits all)."""
+    pending: deque = deque()
+    try:
+        for item in items:
+            pending.append(pool.submit(fn, item))
+            if len(pending) >= window:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
+    finally:
+        for future in pending:
+            future.cancel()
+
+
+def _progress(task: ExportTask, rows: int) -> None:
+    """Record one batch; a task no longer processing (cancelled) stops the job here."""
+    task.rows_processed += rows
+    total = task.row_count or 0
+    percent = min(99, task.rows_processed * 100 // total) if total else 0
+    task.progress = max(task.progress, percent)  # never decreases; 100 only on completion
+    updated = ExportTask.objects.filter(id=task.id, status=Status.PROCESSING).update(
+        rows_processed=task.rows_processed, progress=task.progress)
+    if not updated:
+        raise ExportCancelled()
+
+
+def _finish(task: ExportTask, part: Path, rows: int) -> str:
+    """Rename the complete file into place, then commit `completed` (or undo if cancelled)."""
+    final = part.with_suffix("")  # drops ".part"
+    os.replace(part, final)
+    _fsync_dir(final.parent)
+    size, digest = final.stat().st_size, _sha256(final)
+    now = timezone.now()
+    created = timezone.localtime(task.created_at, conf.time_zone())
+    done = ExportTask.objects.filter(id=task.id, status=Status.PROCESSING).update(
+        status=Status.COMPLETED, progress=100, rows_processed=rows, finished_at=now,
+        file_path=str(final), file_size=size, file_sha256=digest,
+        file_name=f"corporate_park_{created:%Y%m%d_%H%M}_{task.id.hex[:8]}{final.suffix}",
+        expires_at=now + timedelta(days=conf.file_retention_days()))
+    if not done:  # cancelled while the file was being renamed: no file without its task
+        _discard(final)
+        return Status.CANCELLED
+    return Status.COMPLETED
+
+
+def _fail(task: ExportTask, exc: BaseException) -> str:
+    if isinstance(exc, ExportFailed):
+        message = str(exc)
+    elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        message = "The server ran out of disk space while writing the export. Please try again later."
+    elif isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+        message = "The server cannot write export files (the export folder is not writable). Please contact support."
+    else:
+        message = f"The export failed because of an internal error (reference {task.id}). Please try again or contact support."
+    log.exception("export failed task=%s", task.id, exc_info=exc)
+    ExportTask.objects.filter(id=task.id, status=Status.PROCESSING).update(
+        status=Status.FAILED, error=message, finished_at=timezone.now())
+    return Status.FAILED
+
+
+def _discard(path: Path) -> None:
+    try:
+        path.unlink()
+    except FileNotFoundError:
+        pass
+
+
+def _fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        while chunk := handle.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
