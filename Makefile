@@ -9,7 +9,7 @@ DEMO_ROWS ?= 20000
 # covers the largest download.
 GUNICORN_OPTS ?= --workers 1 --worker-class gthread --threads 16 --timeout 600 --graceful-timeout 30
 
-.PHONY: run test install install-test migrate lint clean
+.PHONY: run test bench install install-test migrate lint clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,6 +39,10 @@ run: migrate
 
 test: install-test
 	$(BIN)/python -m pytest
+
+BENCH_ROWS ?= 100000
+bench: install-test
+	$(BIN)/python bench/bench.py --rows $(BENCH_ROWS)
 
 lint: install-test
 	$(BIN)/ruff check .
