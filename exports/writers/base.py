@@ -37,11 +37,12 @@ class Writer:
         self.path = Path(path)
         self.meta = meta
 
-    def prepare(self, rows: list[tuple]) -> list:
-        """Turn a batch into what write_rows() takes. Runs on a processing-pool thread."""
+    def prepare(self, rows: list[tuple]) -> object:
+        """Turn a batch into what write_rows() takes (any type: the runner passes it through
+        untouched). Runs on a processing-pool thread."""
         return rows
 
-    def write_rows(self, rows: list) -> None:
+    def write_rows(self, rows) -> None:
         raise NotImplementedError(f"{type(self).__name__}.write_rows() must be implemented")
 
     def close(self) -> None:

@@ -1,23 +1,23 @@
-"""CSV writer: UTF-8 with BOM, RFC 4180 quoting, formula-looking text neutralised."""
+"""CSV writer: UTF-8 with a BOM, RFC 4180 quoting, a header row, dates as
+YYYY-MM-DD HH:MM:SS, and formula-looking text neutralised with a leading quote (OWASP)."""
 
 import csv
+import io
 import os
+from operator import itemgetter
+from pathlib import Path
 
+from ..models import DATE_COLUMN
 from .base import ExportMeta, Writer
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-DATE_FORMAT = "%Y-%m-%d %H:%M:%S"
+_FORMULA_CHARS = frozenset(FORMULA_START)
+_first_char = itemgetter(slice(0, 1))  # "" for "", so empty cells need no special case
 
 
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        # OWASP: a leading quote keeps spreadsheets from running the text as a formula.
-        return "'" + value if value.startswith(FORMULA_START) else value
-    if hasattr(value, "strftime"):
-        return value.strftime(DATE_FORMAT)
-    return str(value)
+def _neutralise(row: list) -> list:
+    # A leading quote keeps spreadsheets from running the text as a formula.
+    return ["'" + v if v.startswith(FORMULA_START) else v for v in row]
 
 
 class CsvWriter(Writer):
@@ -25,17 +25,31 @@ class CsvWriter(Writer):
     extension = ".csv"
     content_type = "text/csv; charset=utf-8"
 
-    def __init__(self, path, meta: ExportMeta, *, bom: bool = True):
+    def __init__(self, path: Path, meta: ExportMeta, *, bom: bool = True):
         super().__init__(path, meta)
-        self._file = open(self.path, "w", encoding="utf-8-sig" if bom else "utf-8", newline="")
-        self._csv = csv.writer(self._file, lineterminator="\r\n")
-        self._csv.writerow(meta.headers)
+        # Binary: prepare() encodes whole batches on the pool, this thread only appends bytes.
+        self._file = open(self.path, "wb")  # noqa: SIM115 - held open until close()
+        header = io.StringIO()
+        csv.writer(header, lineterminator="\r\n").writerow(meta.headers)
+        self._file.write(header.getvalue().encode("utf-8-sig" if bom else "utf-8"))
 
-    def prepare(self, rows):
-        return [[_cell(v) for v in row] for row in rows]
+    def prepare(self, rows: list[tuple]) -> bytes:
+        """Encode a batch to CSV bytes. Pure: a fresh csv.writer over a local buffer per call."""
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\r\n")
+        writerow = writer.writerow
+        is_plain = _FORMULA_CHARS.isdisjoint
+        for row in rows:
+            row = list(row)
+            date = row[DATE_COLUMN]
+            row[DATE_COLUMN] = "" if date is None else date.isoformat(" ", "seconds")
+            # One C-level scan of the first characters per row; the per-cell rewrite runs
+            # only for the rare row that holds formula-looking text (the date never does).
+            writerow(row if is_plain(map(_first_char, row)) else _neutralise(row))
+        return buffer.getvalue().encode("utf-8")
 
-    def write_rows(self, rows) -> None:
-        self._csv.writerows(rows)
+    def write_rows(self, rows: bytes) -> None:
+        self._file.write(rows)
 
     def close(self) -> None:
         self._file.flush()

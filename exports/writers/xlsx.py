@@ -1,0 +1,182 @@
+"""XLSX writer: XlsxWriter in constant_memory mode, a bold frozen header with an autofilter on
+every sheet, dates as date cells, every text stored as text, and a new sheet past the row limit."""
+
+import re
+import shutil
+import tempfile
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import xlsxwriter
+
+from ..models import DATE_COLUMN
+from .base import ExportMeta, Writer, fsync_path
+
+AUTHOR = "Corporate park export service"
+SHEET_NAME = "Corporate park"
+DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
+MAX_COLUMN_WIDTH = 50
+WIDTH_SAMPLE_ROWS = 200
+
+# XML 1.0 forbids these characters; XlsxWriter would write them as _xHHHH_ escapes that not
+# every reader decodes, so they are dropped instead.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# In constant_memory mode XlsxWriter copies a string shaped "<r>...</r>" into the XML
+# unescaped (it takes it for a rich string), so such text needs the per-cell pass too.
+_NEEDS_CARE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|<r>")
+_EXCEL_EPOCH = datetime(1899, 12, 30)  # serial 0 for every date after 1900-02-28
+_ONE_DAY = timedelta(days=1)
+
+
+def _clean_text(value: str) -> str:
+    value = _FORBIDDEN.sub("", value)
+    if value.startswith("<r>") and value.endswith("</r>"):
+        # Hand XlsxWriter a real one-run rich string, escaped by us, that reads back as value.
+        escaped = value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+        return f'<r><t xml:space="preserve">{escaped}</t></r>'
+    return value
+
+
+def _excel_serial(value: datetime) -> float:
+    return (value - _EXCEL_EPOCH) / _ONE_DAY
+
+
+class XlsxWriter(Writer):
+    format = "excel"
+    extension = ".xlsx"
+    content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    # Excel's 1,048,576 rows less the header; a class attribute so tests can lower it.
+    max_rows_per_sheet = 1_048_575
+
+    def __init__(self, path: Path, meta: ExportMeta, *, tmpdir: Path | None = None):
+        super().__init__(path, meta)
+        # constant_memory keeps one row in memory but spools every sheet to temporary files
+        # (about twice the sheet's XML, gigabytes for millions of rows), so they go to a
+        # directory of our own next to the output, on the same volume, not to a small /tmp.
+        self._tmpdir = Path(
+            tempfile.mkdtemp(
+                prefix=f"{self.path.name}.",
+                suffix=".tmp",
+                dir=tmpdir or self.path.parent,
+            )
+        )
+        self._book = xlsxwriter.Workbook(
+            str(self.path),
+            {
+                "constant_memory": True,
+                "strings_to_formulas": False,
+                "strings_to_numbers": False,
+                "strings_to_urls": False,
+                "tmpdir": str(self._tmpdir),
+            },
+        )
+        self._book.set_properties(self._properties(meta))
+        self._bold = self._book.add_format({"bold": True})
+        self._date = self._book.add_format({"num_format": DATE_FORMAT})
+        self._widths: list[float] | None = None
+        self._sheets: list = []
+        self._row = 0
+        self._add_sheet()
+
+    @staticmethod
+    def _properties(meta: ExportMeta) -> dict:
+        properties = {
+            "title": meta.title,
+            "author": AUTHOR,
+            "subject": meta.filters_label,
+        }
+        if meta.generated_at is not None:
+            # XlsxWriter prints "created" as UTC ("...Z") without converting it.
+            created = meta.generated_at
+            if created.tzinfo is not None:
+                created = created.astimezone(UTC).replace(tzinfo=None)
+            properties["created"] = created
+        return properties
+
+    def _add_sheet(self) -> None:
+        number = len(self._sheets) + 1
+        sheet = self._book.add_worksheet(
+            SHEET_NAME if number == 1 else f"{SHEET_NAME} ({number})"
+        )
+        sheet.freeze_panes(1, 0)
+        for col, label in enumerate(self.meta.headers):
+            sheet.write_string(0, col, label, self._bold)
+        self._sheets.append(sheet)
+        self._row = 0  # data rows on this sheet so far; row 0 is the header
+
+    def _finish_sheet(self) -> None:
+        # Autofilter and widths are sheet settings, written at close, so they may come last.
+        sheet = self._sheets[-1]
+        sheet.autofilter(0, 0, self._row, len(self.meta.headers) - 1)
+        for col, width in enumerate(self._widths or self._estimate_widths([])):
+            sheet.set_column(col, col, width)
+
+    def _estimate_widths(self, rows: list) -> list[float]:
+        # Headers get room for the autofilter button drawn over their right end.
+        widths = [len(h) + 4 for h in self.meta.headers]
+        for row in rows[:WIDTH_SAMPLE_ROWS]:
+            for col, value in enumerate(row):
+                if col == DATE_COLUMN:
+                    length = len(DATE_FORMAT) if value is not None else 0
+                else:
+                    length = max(map(len, value.split("\n")))
+                widths[col] = max(widths[col], length + 2)
+        return [min(w, MAX_COLUMN_WIDTH) for w in widths]
+
+    def prepare(self, rows: list[tuple]) -> list[list]:
+        """Clean text for XML and turn dates into Excel serial numbers, off the export thread."""
+        prepared = []
+        for row in rows:
+            row = list(row)
+            date = row[DATE_COLUMN]
+            row[DATE_COLUMN] = ""  # keeps the date out of the text scan below
+            if _NEEDS_CARE.search("\n".join(row)):
+                row = [_clean_text(v) for v in row]
+            row[DATE_COLUMN] = None if date is None else _excel_serial(date)
+            prepared.append(row)
+        return prepared
+
+    def write_rows(self, rows: list[list]) -> None:
+        if self._widths is None and rows:
+            self._widths = self._estimate_widths(rows)
+        # Per-cell write_string, never write(): text is never a formula, URL or number.
+        # Empty text is left as no cell at all (reads back as None in openpyxl, "" in
+        # calamine), the same as a missing date, which keeps the file small.
+        limit = self.max_rows_per_sheet
+        sheet = self._sheets[-1]
+        write_string, write_number, date_format = (
+            sheet.write_string,
+            sheet.write_number,
+            self._date,
+        )
+        for row in rows:
+            if self._row >= limit:
+                self._finish_sheet()
+                self._add_sheet()
+                sheet = self._sheets[-1]
+                write_string, write_number = sheet.write_string, sheet.write_number
+            self._row += 1
+            r = self._row
+            for col, value in enumerate(row):
+                if col == DATE_COLUMN:
+                    if value is not None:
+                        write_number(r, col, value, date_format)
+                elif value:
+                    write_string(r, col, value)
+
+    def close(self) -> None:
+        try:
+            self._finish_sheet()
+            self._book.close()
+        finally:
+            shutil.rmtree(self._tmpdir, ignore_errors=True)
+        fsync_path(self.path)
+
+    def abort(self) -> None:
+        # Workbook.close() would assemble the whole file only to have it deleted; closing the
+        # spooled row data and removing our temp directory is all that must be released.
+        for sheet in self._sheets:
+            handle = getattr(sheet, "row_data_fh", None)
+            if handle is not None:
+                handle.close()
+        shutil.rmtree(self._tmpdir, ignore_errors=True)
