@@ -68,6 +68,8 @@ EXPORT_START_RATE = env_str("EXPORT_START_RATE", "60/min")
 EXPORT_MAX_ROWS = env_int("EXPORT_MAX_ROWS", 5_000_000)
 EXPORT_PDF_MAX_ROWS = env_int("EXPORT_PDF_MAX_ROWS", 50_000)
 EXPORT_DIR = Path(env_str("EXPORT_DIR", str(DATA_DIR / "exports"))).resolve()
+# Scratch space of the writers (XLSX spools its sheets here), kept out of EXPORT_DIR.
+EXPORT_TMP_DIR = Path(env_str("EXPORT_TMP_DIR", str(DATA_DIR / "tmp"))).resolve()
 EXPORT_BACKEND = env_str("EXPORT_BACKEND", "threads")
 EXPORT_CSV_BOM = env_bool("EXPORT_CSV_BOM", True)
 

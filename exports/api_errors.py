@@ -4,12 +4,13 @@ from rest_framework.response import Response
 from rest_framework.views import exception_handler
 
 from .exceptions import (
-    InvalidParameters, TaskExpired, TaskNotCancellable, TaskNotFinished, TaskNotFound,
-    UnsafeMethod,
+    InvalidParameters, QueueFull, StartRateExceeded, TaskExpired, TaskNotCancellable,
+    TaskNotFinished, TaskNotFound, TooManyActive, UnsafeMethod,
 )
 
 STATUS = {InvalidParameters: 400, TaskNotFound: 404, UnsafeMethod: 403, TaskNotFinished: 409,
-          TaskNotCancellable: 409, TaskExpired: 410}
+          TaskNotCancellable: 409, TaskExpired: 410, TooManyActive: 429, StartRateExceeded: 429,
+          QueueFull: 503}
 
 
 def export_exception_handler(exc, context):

@@ -5,6 +5,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 
 
 def max_export_threads() -> int:
@@ -32,8 +33,21 @@ def max_active_per_user() -> int:
     return max(1, settings.EXPORT_MAX_ACTIVE_PER_USER)
 
 
-def export_start_rate() -> str:
-    return settings.EXPORT_START_RATE
+RATE_UNITS = {"s": 1, "sec": 1, "second": 1, "m": 60, "min": 60, "minute": 60,
+              "h": 3600, "hour": 3600, "d": 86400, "day": 86400}
+
+
+def export_start_rate() -> tuple[int, int]:
+    """EXPORT_START_RATE as (starts, window seconds): "60/min", "10/30s", "500/day"."""
+    raw = str(settings.EXPORT_START_RATE).strip().lower()
+    count, _, unit = raw.partition("/")
+    digits = "".join(ch for ch in unit if ch.isdigit())
+    name = unit[len(digits):].rstrip("s") or "s"
+    if not count.strip().isdigit() or int(count) < 1 or name not in RATE_UNITS:
+        raise ImproperlyConfigured(
+            f"EXPORT_START_RATE must look like '60/min' (starts/unit, unit one of "
+            f"s, min, hour, day); got {settings.EXPORT_START_RATE!r}.")
+    return int(count), int(digits or 1) * RATE_UNITS[name]
 
 
 def max_rows() -> int:
@@ -59,5 +73,12 @@ def time_zone() -> ZoneInfo:
 def export_dir() -> Path:
     """EXPORT_DIR, created when missing."""
     path = Path(settings.EXPORT_DIR)
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def export_tmp_dir() -> Path:
+    """EXPORT_TMP_DIR, created when missing: writers' scratch files, never in EXPORT_DIR."""
+    path = Path(settings.EXPORT_TMP_DIR)
     path.mkdir(parents=True, exist_ok=True)
     return path

@@ -46,6 +46,29 @@ class UnsafeMethod(ExportError):
         )
 
 
+class _RetryLater(ExportError):
+    """A refused start; `retry_after` seconds is sent as Retry-After and in the body."""
+
+    message = ""
+
+    def __init__(self, retry_after: int, message: str = ""):
+        super().__init__(message or self.message)
+        self.retry_after, self.extra = retry_after, {"retry_after": retry_after}
+
+
+class TooManyActive(_RetryLater):
+    message = ("You already have the most exports allowed running or queued. Wait for one to "
+               "finish or cancel one, then try again.")
+
+
+class StartRateExceeded(_RetryLater):
+    message = "You have started too many exports in a short time. Try again shortly."
+
+
+class QueueFull(_RetryLater):
+    message = "The export queue is full. Try again shortly."
+
+
 class ExportFailed(ExportError):
     """Raised inside the runner; its message is stored in the task's `error`."""
 

@@ -125,3 +125,16 @@ class ExportTask(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in self.ACTIVE_STATUSES
+
+
+class CleanupRun(models.Model):
+    """One run of cleanup_exports that changed something: how many files it removed, and
+    their bytes. `cleaned_files` of the pool status is their sum, across processes."""
+
+    ran_at = models.DateTimeField(auto_now_add=True)
+    files_removed = models.PositiveIntegerField(default=0)
+    bytes_freed = models.PositiveBigIntegerField(default=0)
+    tasks_expired = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-ran_at"]

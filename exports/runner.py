@@ -109,7 +109,12 @@ def _write_file(task: ExportTask, writer_cls: type[Writer], part: Path, pool: Ex
 
 
 def _writer_options(writer_cls: type[Writer]) -> dict:
-    return {"bom": conf.csv_bom()} if writer_cls.format == "csv" else {}
+    """The settings a writer takes as keywords."""
+    if writer_cls.format == "csv":
+        return {"bom": conf.csv_bom()}
+    if writer_cls.format == "excel":
+        return {"tmpdir": conf.export_tmp_dir()}
+    return {}
 
 
 def _window() -> int:

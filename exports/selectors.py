@@ -5,12 +5,12 @@ import statistics
 from uuid import UUID
 
 import psutil
-from django.db.models import QuerySet
+from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from . import conf, pool
 from .exceptions import InvalidParameters, TaskExpired, TaskNotFinished, TaskNotFound
-from .models import ExportTask
+from .models import CleanupRun, ExportTask
 
 Status = ExportTask.Status
 
@@ -81,16 +81,22 @@ def pool_status(*, now=None) -> dict:
         "export_pool": pools["export"],
         "processing_pool": pools["processing"],
         "batch_size": conf.batch_size(),
-        "cleaned_files": ExportTask.objects.filter(status=Status.EXPIRED).count(),
+        "cleaned_files": cleaned_files_total(),
         "system": _system(),
         "backend": conf.export_backend(),
     }
 
 
-def _durations(recent: int = 100) -> dict:
-    done = (ExportTask.objects.filter(status=Status.COMPLETED, started_at__isnull=False)
+def recent_durations(recent: int = 100) -> list[float]:
+    """Seconds taken by the last `recent` completed exports, sorted ascending."""
+    done = (ExportTask.objects.filter(status=Status.COMPLETED, started_at__isnull=False,
+                                      finished_at__isnull=False)
             .order_by("-finished_at").values_list("started_at", "finished_at")[:recent])
-    seconds = sorted((end - start).total_seconds() for start, end in done)
+    return sorted((end - start).total_seconds() for start, end in done)
+
+
+def _durations() -> dict:
+    seconds = recent_durations()
     if not seconds:
         return {"duration_p50_seconds": None, "duration_p95_seconds": None}
     p95 = seconds[min(len(seconds) - 1, round(0.95 * (len(seconds) - 1)))]
@@ -105,6 +111,11 @@ def _system() -> dict:
         "process_rss_bytes": psutil.Process().memory_info().rss,
         "disk_free_bytes": psutil.disk_usage(str(conf.export_dir())).free,
     }
+
+
+def cleaned_files_total() -> int:
+    """Files cleanup_exports has removed, over every run (CleanupRun rows)."""
+    return CleanupRun.objects.aggregate(total=Sum("files_removed"))["total"] or 0
 
 
 def health() -> dict[str, str]:

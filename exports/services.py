@@ -1,40 +1,103 @@
-"""Writes: starting an export (deduplicated) and cancelling one."""
+"""Writes: starting an export (deduplicated, within the admission limits) and cancelling one.
+
+Limits are counted in the database, not in a process's memory, so they hold across every
+server process.
+"""
 
 import logging
+import math
+from datetime import timedelta
 from uuid import UUID
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from . import conf, pool
-from .exceptions import InvalidParameters, TaskNotCancellable
+from .exceptions import (
+    InvalidParameters, QueueFull, StartRateExceeded, TaskNotCancellable, TooManyActive,
+)
 from .filters import ExportRequest
 from .models import ExportTask
-from .selectors import task_get_for_user
+from .selectors import recent_durations, task_get_for_user
 
 log = logging.getLogger(__name__)
 Status = ExportTask.Status
 
 
-def export_start(*, user, request: ExportRequest) -> tuple[ExportTask, bool]:
+ADMISSION_LOCK_KEY = 7_310_001  # any constant: the one PostgreSQL advisory lock of admission
+DEFAULT_DURATION_S = 10.0  # assumed export duration before any export has completed
+
+
+def export_start(*, user, request: ExportRequest, now=None) -> tuple[ExportTask, bool]:
     """Return (task, deduplicated): the same user's identical active export, or a new one.
 
-    The job is submitted only once the task's row is committed, so no thread ever looks
-    for a row it cannot see yet.
+    Raises TooManyActive, StartRateExceeded (429) or QueueFull (503), each with a
+    retry_after. The job is submitted only once the task's row is committed, so no thread
+    ever looks for a row it cannot see yet.
     """
     filters, export_format = request.filters, request.export_format
     if export_format == ExportTask.Format.PDF:
         _check_pdf_size(request)
     key = filters.fingerprint(export_format)
-    with transaction.atomic():  # BEGIN IMMEDIATE on SQLite: one admission at a time
-        same = ExportTask.objects.active().filter(owner=user, fingerprint=key).first()
-        if same is not None:
-            return same, True
-        task = ExportTask.objects.create(owner=user, fingerprint=key,
-                                         export_format=export_format, filters=filters.as_dict())
-        transaction.on_commit(lambda: pool.submit_export(task.id))
+    try:
+        with transaction.atomic():
+            _admission_gate_lock()
+            same = ExportTask.objects.active().filter(owner=user, fingerprint=key).first()
+            if same is not None:
+                return same, True
+            _admit(user, now or timezone.now())
+            task = ExportTask.objects.create(owner=user, fingerprint=key,
+                                             export_format=export_format,
+                                             filters=filters.as_dict())
+            transaction.on_commit(lambda: pool.submit_export(task.id))
+    except (TooManyActive, StartRateExceeded, QueueFull) as refused:
+        pool.count("refused")
+        log.info("export refused owner=%s reason=%s retry_after=%s",
+                 user.pk, type(refused).__name__, refused.retry_after)
+        raise
     log.info("export queued task=%s format=%s owner=%s", task.id, export_format, user.pk)
     return task, False
+
+
+def _admission_gate_lock() -> None:
+    """Serialise admission, or two requests racing for the last slot both get in.
+
+    SQLite: the transaction began with BEGIN IMMEDIATE (DATABASES OPTIONS transaction_mode),
+    so a second writer already waits its busy timeout. PostgreSQL: one transaction-scoped
+    advisory lock, released at commit or rollback.
+    """
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(%s)", [ADMISSION_LOCK_KEY])
+
+
+def _admit(user, now) -> None:
+    """Raise if this start would pass a limit; order as CONTRACT.md: user first, then server."""
+    active = ExportTask.objects.active()
+    mine = active.filter(owner=user).count()
+    if mine >= conf.max_active_per_user():
+        raise TooManyActive(retry_after=retry_after_estimate(ahead=mine))
+    starts, window = conf.export_start_rate()
+    recent = (ExportTask.objects.filter(owner=user, created_at__gt=now - timedelta(seconds=window))
+              .order_by("-created_at").values_list("created_at", flat=True)[:starts])
+    if len(recent) >= starts:
+        reopens = recent[starts - 1] + timedelta(seconds=window)  # the oldest start that counts
+        raise StartRateExceeded(retry_after=_bounded((reopens - now).total_seconds()))
+    total = active.count()
+    if total >= conf.export_queue_limit():
+        raise QueueFull(retry_after=retry_after_estimate(ahead=total))
+
+
+def retry_after_estimate(*, ahead: int) -> int:
+    """Seconds until a slot is likely free: the queue ahead drains at threads/median rate."""
+    durations = recent_durations()
+    median = durations[len(durations) // 2] if durations else DEFAULT_DURATION_S
+    waves = math.ceil(max(1, ahead - conf.max_export_threads() + 1) / conf.max_export_threads())
+    return _bounded(median * waves)
+
+
+def _bounded(seconds: float, low: int = 1, high: int = 300) -> int:
+    return int(min(high, max(low, math.ceil(seconds))))
 
 
 def _check_pdf_size(request: ExportRequest) -> None:
