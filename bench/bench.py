@@ -68,7 +68,7 @@ def case_service(export_format: str):
         django.setup()
         from django.contrib.auth import get_user_model
 
-        from exports import conf, pool
+        from exports import pool
         from exports.models import ExportTask
 
         user, _ = get_user_model().objects.get_or_create(username="bench")
@@ -81,6 +81,8 @@ def case_service(export_format: str):
         return task.rows_processed
 
     def _filters() -> dict:
+        from exports import conf
+
         # The service refuses PDFs above EXPORT_PDF_MAX_ROWS at start; measure at that cap.
         return {"limit": conf.pdf_max_rows()} if export_format == "pdf" else {}
 
@@ -132,6 +134,7 @@ def main() -> None:
         return child(args.child, args.db, args.out)
     data_dir = Path(tempfile.mkdtemp(prefix="export-bench-"))
     env = {**os.environ, "DATA_DIR": str(data_dir), "DJANGO_SETTINGS_MODULE": "backend.settings",
+           "PYTHONPATH": str(ROOT),
            "LOG_LEVEL": "WARNING"}
     try:
         db = prepare(data_dir, args.rows, env)

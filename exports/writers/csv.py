@@ -4,6 +4,7 @@ YYYY-MM-DD HH:MM:SS, and formula-looking text neutralised with a leading quote (
 import csv
 import io
 import os
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 
@@ -34,18 +35,21 @@ class CsvWriter(Writer):
         self._file.write(header.getvalue().encode("utf-8-sig" if bom else "utf-8"))
 
     def prepare(self, rows: list[tuple]) -> bytes:
-        """Encode a batch to CSV bytes. Pure: a fresh csv.writer over a local buffer per call."""
-        buffer = io.StringIO()
-        writer = csv.writer(buffer, lineterminator="\r\n")
-        writerow = writer.writerow
+        """Encode a batch to CSV bytes. Pure: a fresh csv.writer over a local buffer per call.
+
+        The common batch goes through csv.writer.writerows in one C call; the one pass that
+        looks for formula-looking text is a C-level scan of first characters, and only rows
+        it flags are rewritten cell by cell.
+        """
+        d = DATE_COLUMN
+        fixed = [row[:d] + ("" if row[d] is None else row[d].isoformat(" ", "seconds"),)
+                 + row[d + 1:] for row in rows]
         is_plain = _FORMULA_CHARS.isdisjoint
-        for row in rows:
-            row = list(row)
-            date = row[DATE_COLUMN]
-            row[DATE_COLUMN] = "" if date is None else date.isoformat(" ", "seconds")
-            # One C-level scan of the first characters per row; the per-cell rewrite runs
-            # only for the rare row that holds formula-looking text (the date never does).
-            writerow(row if is_plain(map(_first_char, row)) else _neutralise(row))
+        if not is_plain(map(_first_char, chain.from_iterable(fixed))):
+            fixed = [row if is_plain(map(_first_char, row)) else _neutralise(row)
+                     for row in fixed]
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\r\n").writerows(fixed)
         return buffer.getvalue().encode("utf-8")
 
     def write_rows(self, rows: bytes) -> None:
