@@ -5,9 +5,9 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 DEMO_ROWS ?= 20000
-# One gunicorn worker with threads: the export pools live in the worker process; the timeout
-# covers the largest download.
-GUNICORN_OPTS ?= --workers 1 --worker-class gthread --threads 16 --timeout 600 --graceful-timeout 30
+# gunicorn.conf.py: gthread workers, the timeout of a large download, and the hooks that
+# start and stop each worker's exports. More workers: WEB_CONCURRENCY=3 make run.
+GUNICORN_OPTS ?=
 
 .PHONY: run test bench install install-test migrate lint clean
 
@@ -35,7 +35,7 @@ run: migrate
 	@echo "Demo user 'demo', API token:"
 	@$(BIN)/python manage.py create_export_user demo | tail -n 1
 	@echo "Serving on http://$(HOST):$(PORT)/ (Ctrl-C to stop)"
-	$(BIN)/gunicorn backend.wsgi:application --bind $(HOST):$(PORT) $(GUNICORN_OPTS)
+	BIND=$(HOST):$(PORT) $(BIN)/gunicorn backend.wsgi:application --config gunicorn.conf.py $(GUNICORN_OPTS)
 
 test: install-test
 	$(BIN)/python -m pytest

@@ -23,6 +23,11 @@ def env_int(name: str, default: int) -> int:
     return int(raw) if raw else default
 
 
+def env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    return float(raw) if raw else default
+
+
 def env_bool(name: str, default: bool) -> bool:
     raw = os.environ.get(name, "").strip().lower()
     return raw in {"1", "true", "yes", "on"} if raw else default
@@ -72,6 +77,11 @@ EXPORT_DIR = Path(env_str("EXPORT_DIR", str(DATA_DIR / "exports"))).resolve()
 EXPORT_TMP_DIR = Path(env_str("EXPORT_TMP_DIR", str(DATA_DIR / "tmp"))).resolve()
 EXPORT_BACKEND = env_str("EXPORT_BACKEND", "threads")
 EXPORT_CSV_BOM = env_bool("EXPORT_CSV_BOM", True)
+# Liveness and limits of running exports (see docs/export_threading.md, "Crashes and restarts").
+EXPORT_HEARTBEAT_S = env_float("EXPORT_HEARTBEAT_S", 10)
+EXPORT_GRACEFUL_S = env_float("EXPORT_GRACEFUL_S", 25)
+EXPORT_TIME_LIMIT_S = env_float("EXPORT_TIME_LIMIT_S", 3600)
+EXPORT_MIN_FREE_BYTES = env_int("EXPORT_MIN_FREE_BYTES", 200 * 1024 * 1024)
 
 INSTALLED_APPS = [
     "django.contrib.admin",
@@ -95,6 +105,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "exports.middleware.export_supervisor_middleware",
 ]
 
 ROOT_URLCONF = "backend.urls"

@@ -5,12 +5,12 @@ from rest_framework.views import exception_handler
 
 from .exceptions import (
     InvalidParameters, QueueFull, StartRateExceeded, TaskExpired, TaskNotCancellable,
-    TaskNotFinished, TaskNotFound, TooManyActive, UnsafeMethod,
+    ServerBusy, TaskNotFinished, TaskNotFound, TooManyActive, UnsafeMethod,
 )
 
 STATUS = {InvalidParameters: 400, TaskNotFound: 404, UnsafeMethod: 403, TaskNotFinished: 409,
           TaskNotCancellable: 409, TaskExpired: 410, TooManyActive: 429, StartRateExceeded: 429,
-          QueueFull: 503}
+          QueueFull: 503, ServerBusy: 503}
 
 
 def export_exception_handler(exc, context):

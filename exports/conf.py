@@ -82,3 +82,19 @@ def export_tmp_dir() -> Path:
     path = Path(settings.EXPORT_TMP_DIR)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def heartbeat_seconds() -> float:
+    return max(0.05, float(settings.EXPORT_HEARTBEAT_S))
+
+
+def graceful_seconds() -> float:
+    return max(0.0, float(settings.EXPORT_GRACEFUL_S))
+
+
+def time_limit_seconds() -> float:
+    return max(0.01, float(settings.EXPORT_TIME_LIMIT_S))
+
+
+def min_free_bytes() -> int:
+    return max(0, settings.EXPORT_MIN_FREE_BYTES)

@@ -69,6 +69,12 @@ class QueueFull(_RetryLater):
     message = "The export queue is full. Try again shortly."
 
 
+class ServerBusy(_RetryLater):
+    """This server cannot take an export now (stopping, or low on disk space)."""
+
+    message = "The server cannot take new exports right now. Try again shortly."
+
+
 class ExportFailed(ExportError):
     """Raised inside the runner; its message is stored in the task's `error`."""
 

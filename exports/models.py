@@ -108,6 +108,10 @@ class ExportTask(models.Model):
     file_size = models.PositiveBigIntegerField(null=True, blank=True)
     file_sha256 = models.CharField(max_length=64, blank=True)
     error = models.TextField(blank=True)
+    # Ownership while processing: which server process runs it, and when it last said so.
+    worker_id = models.CharField(max_length=200, blank=True, db_index=True)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)  # claims so far; 2 = re-run once
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)

@@ -27,7 +27,9 @@ from . import conf
 from .exceptions import ExportCancelled, ExportFailed
 from .filters import ExportFilters
 from .models import ExportTask
+from .recovery import task_claim
 from .snapshot import snapshot, to_export_rows
+from .worker import worker_id
 from .writers import ExportMeta, Writer, get_writer
 
 log = logging.getLogger(__name__)
@@ -35,40 +37,46 @@ Status = ExportTask.Status
 
 
 def run_export(task_id: UUID, *, batch_pool: Executor | None = None) -> str | None:
-    """Run one queued export to its end; return its final status (None if not claimed).
-
-    Never raises for a failed export: the failure is stored on the task with a sentence.
+    """Claim one queued export and run it to its end; return its final status (None if it
+    was not queued). Never raises for a failed export: the failure is stored on the task.
     """
     try:
-        task = _claim(task_id)
+        if not task_claim(task_id=task_id):
+            return None
+        return run_claimed(task_id, batch_pool=batch_pool)
+    finally:
+        connection.close()  # a pool thread must not keep a connection between jobs
+
+
+def run_claimed(task_id: UUID, *, batch_pool: Executor | None = None) -> str | None:
+    """Run an export this process has already claimed (see recovery.task_claim_next)."""
+    try:
+        task = ExportTask.objects.filter(id=task_id, status=Status.PROCESSING,
+                                         worker_id=worker_id()).first()
         if task is None:
             return None
         own_pool = batch_pool is None
         pool = ThreadPoolExecutor(conf.max_worker_threads()) if own_pool else batch_pool
         try:
-            return _run_claimed(task, pool)
+            return _run(task, pool)
         finally:
             if own_pool:
                 pool.shutdown(wait=True)
     finally:
-        connection.close()  # a pool thread must not keep a connection between jobs
+        connection.close()
 
 
-def _claim(task_id: UUID) -> ExportTask | None:
-    """queued -> processing with one conditional UPDATE, so no task ever runs twice."""
-    now = timezone.now()
-    claimed = ExportTask.objects.filter(id=task_id, status=Status.QUEUED).update(
-        status=Status.PROCESSING, started_at=now)
-    return ExportTask.objects.filter(id=task_id).first() if claimed else None
-
-
-def _run_claimed(task: ExportTask, pool: Executor) -> str:
+def _run(task: ExportTask, pool: Executor) -> str:
     started = time.monotonic()
-    log.info("export start task=%s format=%s owner=%s filters=%s",
-             task.id, task.export_format, task.owner_id, task.filters)
+    # A re-run after a crash starts its file again but never shows less than was reached.
+    task.shown_rows, task.rows_processed, task.deadline = (
+        task.rows_processed, 0, started + conf.time_limit_seconds())
+    log.info("export start task=%s format=%s owner=%s attempt=%s filters=%s",
+             task.id, task.export_format, task.owner_id, task.attempts, task.filters)
     writer_cls = get_writer(task.export_format)
-    part = conf.export_dir() / f"{task.id}{writer_cls.extension}.part"
+    part = None  # stays None when the export folder itself cannot be made
     try:
+        part = conf.export_dir() / f"{task.id}{writer_cls.extension}.part"
         rows = _write_file(task, writer_cls, part, pool)
         status = _finish(task, part, rows)
     except ExportCancelled:
@@ -82,12 +90,20 @@ def _run_claimed(task: ExportTask, pool: Executor) -> str:
     return status
 
 
+def _owned(task: ExportTask):
+    """The task's row while this process still owns it: every write of the job goes through
+    here, so a cancelled, handed-back or reaped task is never written by a stale job."""
+    return ExportTask.objects.filter(id=task.id, status=Status.PROCESSING,
+                                     worker_id=task.worker_id)
+
+
 def _write_file(task: ExportTask, writer_cls: type[Writer], part: Path, pool: Executor) -> int:
     filters = ExportFilters.from_dict(task.filters)
     queryset = filters.queryset()
     with snapshot() as snap:
         total = snap.count(queryset, filters.limit)
-        ExportTask.objects.filter(id=task.id).update(row_count=total)
+        if not _owned(task).update(row_count=total):
+            raise ExportCancelled()
         task.row_count = total
         meta = ExportMeta(filters_label=filters.label(), row_count=total,
                           generated_at=timezone.localtime(timezone.now(), conf.time_zone()))
@@ -138,15 +154,18 @@ def in_order(pool: Executor, fn: Callable, items: Iterable, window: int) -> Iter
 
 
 def _progress(task: ExportTask, rows: int) -> None:
-    """Record one batch; a task no longer processing (cancelled) stops the job here."""
+    """Record one batch; a task no longer ours (cancelled, handed back) stops the job here."""
     task.rows_processed += rows
     total = task.row_count or 0
     percent = min(99, task.rows_processed * 100 // total) if total else 0
     task.progress = max(task.progress, percent)  # never decreases; 100 only on completion
-    updated = ExportTask.objects.filter(id=task.id, status=Status.PROCESSING).update(
-        rows_processed=task.rows_processed, progress=task.progress)
-    if not updated:
+    task.shown_rows = max(task.shown_rows, task.rows_processed)
+    if not _owned(task).update(rows_processed=task.shown_rows, progress=task.progress):
         raise ExportCancelled()
+    if time.monotonic() > task.deadline:
+        raise ExportFailed(
+            f"The export took longer than the limit of {conf.time_limit_seconds():.0f} "
+            "seconds and was stopped. Narrow the filters (or set limit) and start it again.")
 
 
 def _finish(task: ExportTask, part: Path, rows: int) -> str:
@@ -157,7 +176,7 @@ def _finish(task: ExportTask, part: Path, rows: int) -> str:
     size, digest = final.stat().st_size, _sha256(final)
     now = timezone.now()
     created = timezone.localtime(task.created_at, conf.time_zone())
-    done = ExportTask.objects.filter(id=task.id, status=Status.PROCESSING).update(
+    done = _owned(task).update(
         status=Status.COMPLETED, progress=100, rows_processed=rows, finished_at=now,
         file_path=str(final), file_size=size, file_sha256=digest,
         file_name=f"corporate_park_{created:%Y%m%d_%H%M}_{task.id.hex[:8]}{final.suffix}",
@@ -173,21 +192,20 @@ def _fail(task: ExportTask, exc: BaseException) -> str:
         message = str(exc)
     elif isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
         message = "The server ran out of disk space while writing the export. Please try again later."
-    elif isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM):
+    elif isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EROFS, errno.EPERM,
+                                                    errno.ENOTDIR, errno.EEXIST):
         message = "The server cannot write export files (the export folder is not writable). Please contact support."
     else:
         message = f"The export failed because of an internal error (reference {task.id}). Please try again or contact support."
-    log.exception("export failed task=%s", task.id, exc_info=exc)
-    ExportTask.objects.filter(id=task.id, status=Status.PROCESSING).update(
+    log.error("export failed task=%s: %s", task.id, message, exc_info=exc)
+    _owned(task).update(
         status=Status.FAILED, error=message, finished_at=timezone.now())
     return Status.FAILED
 
 
-def _discard(path: Path) -> None:
-    try:
-        path.unlink()
-    except FileNotFoundError:
-        pass
+def _discard(path: Path | None) -> None:
+    if path is not None:
+        path.unlink(missing_ok=True)
 
 
 def _fsync_dir(path: Path) -> None:

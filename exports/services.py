@@ -6,6 +6,7 @@ server process.
 
 import logging
 import math
+import shutil
 from datetime import timedelta
 from uuid import UUID
 
@@ -14,7 +15,8 @@ from django.utils import timezone
 
 from . import conf, pool
 from .exceptions import (
-    InvalidParameters, QueueFull, StartRateExceeded, TaskNotCancellable, TooManyActive,
+    InvalidParameters, QueueFull, ServerBusy, StartRateExceeded, TaskNotCancellable,
+    TooManyActive,
 )
 from .filters import ExportRequest
 from .models import ExportTask
@@ -40,6 +42,7 @@ def export_start(*, user, request: ExportRequest, now=None) -> tuple[ExportTask,
         _check_pdf_size(request)
     key = filters.fingerprint(export_format)
     try:
+        _check_server_can_take_exports()
         with transaction.atomic():
             _admission_gate_lock()
             same = ExportTask.objects.active().filter(owner=user, fingerprint=key).first()
@@ -49,14 +52,26 @@ def export_start(*, user, request: ExportRequest, now=None) -> tuple[ExportTask,
             task = ExportTask.objects.create(owner=user, fingerprint=key,
                                              export_format=export_format,
                                              filters=filters.as_dict())
-            transaction.on_commit(lambda: pool.submit_export(task.id))
-    except (TooManyActive, StartRateExceeded, QueueFull) as refused:
+            transaction.on_commit(pool.wake)  # the row waits in the queue; wake a claimer
+    except (TooManyActive, StartRateExceeded, QueueFull, ServerBusy) as refused:
         pool.count("refused")
         log.info("export refused owner=%s reason=%s retry_after=%s",
                  user.pk, type(refused).__name__, refused.retry_after)
         raise
     log.info("export queued task=%s format=%s owner=%s", task.id, export_format, user.pk)
     return task, False
+
+
+def _check_server_can_take_exports() -> None:
+    """503 while this process is stopping, or while the export disk is nearly full."""
+    if not pool.accepting():
+        raise ServerBusy(retry_after=_bounded(conf.graceful_seconds() + 5),
+                         message="The server is restarting. Try again in a few seconds.")
+    free = shutil.disk_usage(conf.export_dir()).free
+    if free < conf.min_free_bytes():
+        raise ServerBusy(retry_after=60, message=(
+            f"The server is low on disk space for exports ({free // 2**20:,} MB free). "
+            "Try again later."))
 
 
 def _admission_gate_lock() -> None:

@@ -13,6 +13,7 @@ from exports import pool, runner
 from exports.models import CorporateParkRecord, ExportTask
 from exports.services import export_cancel
 from exports.tests.factories import make_records, make_user
+from exports.worker import worker_id
 from exports.writers.csv import CsvWriter
 
 Status = ExportTask.Status
@@ -33,8 +34,10 @@ class ExportDirMixin:
         super().tearDown()
 
     def new_task(self, export_format="csv", **filters) -> ExportTask:
+        """A task already claimed by this process, so no supervisor can take it first."""
         return ExportTask.objects.create(owner=self.user, export_format=export_format,
-                                         filters=filters, fingerprint="x")
+                                         filters=filters, fingerprint="x", attempts=1,
+                                         status=Status.PROCESSING, worker_id=worker_id())
 
     def read_csv(self, task: ExportTask) -> list[list[str]]:
         with open(task.file_path, encoding="utf-8-sig", newline="") as handle:
@@ -46,7 +49,7 @@ class RunExportTests(ExportDirMixin, TransactionTestCase):
         make_records(25, dot="Oran")
         make_records(5, start=25, dot="Alger")
         task = self.new_task(dot=["Oran"])
-        self.assertEqual(runner.run_export(task.id), Status.COMPLETED)
+        self.assertEqual(runner.run_claimed(task.id), Status.COMPLETED)
         task.refresh_from_db()
         rows = self.read_csv(task)[1:]
         expected = list(CorporateParkRecord.objects.filter(dot="Oran").order_by("pk")
@@ -57,7 +60,7 @@ class RunExportTests(ExportDirMixin, TransactionTestCase):
     def test_completed_task_records_its_file(self):
         make_records(3)
         task = self.new_task()
-        runner.run_export(task.id)
+        runner.run_claimed(task.id)
         task.refresh_from_db()
         path = Path(task.file_path)
         self.assertEqual(path, self.export_dir / f"{task.id}.csv")
@@ -70,13 +73,13 @@ class RunExportTests(ExportDirMixin, TransactionTestCase):
     def test_limit_caps_the_rows(self):
         make_records(30)
         task = self.new_task(limit=12)
-        runner.run_export(task.id)
+        runner.run_claimed(task.id)
         task.refresh_from_db()
         self.assertEqual((task.row_count, len(self.read_csv(task)) - 1), (12, 12))
 
     def test_empty_export_is_a_header_only_file(self):
         task = self.new_task(dot=["Nowhere"])
-        self.assertEqual(runner.run_export(task.id), Status.COMPLETED)
+        self.assertEqual(runner.run_claimed(task.id), Status.COMPLETED)
         task.refresh_from_db()
         self.assertEqual(len(self.read_csv(task)), 1)
         self.assertEqual((task.row_count, task.progress), (0, 100))
@@ -92,7 +95,7 @@ class RunExportTests(ExportDirMixin, TransactionTestCase):
             seen.append(ExportTask.objects.get(id=t.id).progress)
 
         with self._patch(runner, "_progress", spy):
-            runner.run_export(task.id)
+            runner.run_claimed(task.id)
         self.assertEqual(len(seen), 10)  # once per batch of 10
         self.assertEqual(seen, sorted(seen))
         self.assertLess(max(seen), 100)
@@ -113,7 +116,7 @@ class RunExportTests(ExportDirMixin, TransactionTestCase):
                 make_records(5, start=100)
 
         with self._patch(runner, "_progress", meddle):
-            runner.run_export(task.id)
+            runner.run_claimed(task.id)
         task.refresh_from_db()
         self.assertEqual([r[-1] for r in self.read_csv(task)[1:]], before)
 
@@ -128,7 +131,7 @@ class RunExportTests(ExportDirMixin, TransactionTestCase):
             real(t, rows)
 
         with self._patch(runner, "_progress", cancel_after_two):
-            self.assertEqual(runner.run_export(task.id), Status.CANCELLED)
+            self.assertEqual(runner.run_claimed(task.id), Status.CANCELLED)
         task.refresh_from_db()
         self.assertEqual(task.status, Status.CANCELLED)
         self.assertLessEqual(task.rows_processed, 30)
@@ -147,7 +150,7 @@ class RunExportTests(ExportDirMixin, TransactionTestCase):
             real(writer, rows)
 
         with self._patch(CsvWriter, "write_rows", full_at_third):
-            self.assertEqual(runner.run_export(task.id), Status.FAILED)
+            self.assertEqual(runner.run_claimed(task.id), Status.FAILED)
         task.refresh_from_db()
         self.assertIn("disk space", task.error)
         self.assertIsNotNone(task.finished_at)
@@ -161,7 +164,7 @@ class RunExportTests(ExportDirMixin, TransactionTestCase):
             raise ValueError("bug")
 
         with self._patch(CsvWriter, "write_rows", boom):
-            runner.run_export(task.id)
+            runner.run_claimed(task.id)
         task.refresh_from_db()
         self.assertEqual(task.status, Status.FAILED)
         self.assertIn(str(task.id), task.error)
@@ -171,13 +174,14 @@ class RunExportTests(ExportDirMixin, TransactionTestCase):
         task = self.new_task()
         ExportTask.objects.filter(id=task.id).update(status=Status.CANCELLED)
         self.assertIsNone(runner.run_export(task.id))
+        self.assertIsNone(runner.run_claimed(task.id))
         self.assertEqual(os.listdir(self.export_dir), [])
 
     def test_each_format_runs_to_a_file(self):
         make_records(15)
         for export_format, ext in (("excel", ".xlsx"), ("pdf", ".pdf"), ("csv", ".csv")):
             task = self.new_task(export_format)
-            self.assertEqual(runner.run_export(task.id), Status.COMPLETED, export_format)
+            self.assertEqual(runner.run_claimed(task.id), Status.COMPLETED, export_format)
             task.refresh_from_db()
             self.assertTrue(task.file_path.endswith(ext))
 
@@ -193,7 +197,7 @@ class PoolTests(ExportDirMixin, TransactionTestCase):
         make_records(30)
         task = self.new_task()
         before = pool.counters()["export"]["completed_tasks"]
-        self.assertEqual(pool.submit_export(task.id).result(timeout=60), Status.COMPLETED)
+        self.assertEqual(pool.submit_claimed(task.id).result(timeout=60), Status.COMPLETED)
         self.assertTrue(pool.wait_idle(10))
         counts = pool.counters()
         self.assertEqual(counts["export"]["completed_tasks"], before + 1)
@@ -204,7 +208,7 @@ class PoolTests(ExportDirMixin, TransactionTestCase):
         make_records(40, dot="Oran")
         make_records(20, start=40, dot="Adrar")
         tasks = [self.new_task(dot=[d]) for d in ("Oran", "Adrar", "Oran")]
-        futures = [pool.submit_export(t.id) for t in tasks]
+        futures = [pool.submit_claimed(t.id) for t in tasks]
         self.assertEqual([f.result(timeout=60) for f in futures], [Status.COMPLETED] * 3)
         sizes = [len(self.read_csv(ExportTask.objects.get(id=t.id))) - 1 for t in tasks]
         self.assertEqual(sizes, [40, 20, 40])
