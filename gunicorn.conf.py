@@ -9,7 +9,10 @@ workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
 threads = int(os.environ.get("GUNICORN_THREADS", "16"))
 timeout = 600  # a large download on a slow link
 # Running exports get EXPORT_GRACEFUL_S to finish after SIGTERM; gunicorn must wait longer.
-graceful_timeout = float(os.environ.get("EXPORT_GRACEFUL_S", "25") or 25) + 10
+graceful_timeout = int(float(os.environ.get("EXPORT_GRACEFUL_S") or 25)) + 10
+# Longer than the 2 s the frontend waits between polls, so its next poll finds the
+# connection still open (at exactly 2 s, it races the server closing it).
+keepalive = 5
 
 
 def post_worker_init(worker):

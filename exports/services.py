@@ -27,7 +27,7 @@ Status = ExportTask.Status
 
 
 ADMISSION_LOCK_KEY = 7_310_001  # any constant: the one PostgreSQL advisory lock of admission
-DEFAULT_DURATION_S = 10.0  # assumed export duration before any export has completed
+DEFAULT_DURATION_S = 3.0  # assumed export duration before any export has completed
 
 
 def export_start(*, user, request: ExportRequest, now=None) -> tuple[ExportTask, bool]:
@@ -52,14 +52,19 @@ def export_start(*, user, request: ExportRequest, now=None) -> tuple[ExportTask,
             task = ExportTask.objects.create(owner=user, fingerprint=key,
                                              export_format=export_format,
                                              filters=filters.as_dict())
-            transaction.on_commit(pool.wake)  # the row waits in the queue; wake a claimer
+            transaction.on_commit(lambda: _queued(task))  # the row waits; wake a claimer
     except (TooManyActive, StartRateExceeded, QueueFull, ServerBusy) as refused:
         pool.count("refused")
         log.info("export refused owner=%s reason=%s retry_after=%s",
                  user.pk, type(refused).__name__, refused.retry_after)
         raise
-    log.info("export queued task=%s format=%s owner=%s", task.id, export_format, user.pk)
     return task, False
+
+
+def _queued(task: ExportTask) -> None:
+    log.info("export queued task=%s format=%s owner=%s", task.id, task.export_format,
+             task.owner_id)
+    pool.wake()
 
 
 def _check_server_can_take_exports() -> None:
