@@ -32,6 +32,13 @@ class LiveServer:
     base_url: str
     token: str
     log_path: Path
+    process: subprocess.Popen | None = None
+
+    def kill(self) -> None:
+        """SIGKILL the whole server (master and workers), as a crash would."""
+        if self.process is not None:
+            _signal_group(self.process, signal.SIGKILL)
+            self.process.wait(timeout=15)
 
     def __iter__(self):
         return iter((self.base_url, self.token))
@@ -49,6 +56,16 @@ def live_server(*, rows: int = 3000, user: str = "loadtest", password: str | Non
 
     `env` overrides the server's environment (on top of SMALL_SERVER).
     """
+    with prepared_data(rows=rows, user=user, password=password, env=env) as (child_env, token):
+        with serve(child_env, token, threads=threads, startup_timeout=startup_timeout) as server:
+            yield server
+
+
+@contextmanager
+def prepared_data(*, rows: int = 3000, user: str = "loadtest", password: str | None = None,
+                  env: dict[str, str] | None = None) -> Iterator[tuple[dict[str, str], str]]:
+    """A migrated, seeded data folder with an API user: yields (server env, token), so that
+    several servers can be started on it one after another (crash and restart tests)."""
     data_dir = Path(tempfile.mkdtemp(prefix="export-live-"))
     try:
         child_env = _child_env(data_dir, env or {})
@@ -56,12 +73,19 @@ def live_server(*, rows: int = 3000, user: str = "loadtest", password: str | Non
         _manage(child_env, "seed_corporate_park", "--rows", str(rows))
         login = ["--password", password] if password else []
         token = _manage(child_env, "create_export_user", user, *login).strip().splitlines()[-1]
-        log_path = data_dir / "server.log"
-        with _gunicorn(child_env, threads, log_path) as (base_url, process):
-            _wait_healthy(base_url, process, log_path, startup_timeout)
-            yield LiveServer(base_url, token, log_path)
+        yield child_env, token
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@contextmanager
+def serve(child_env: dict[str, str], token: str, *, threads: int = 8, workers: int = 1,
+          startup_timeout: float = 30, extra: tuple[str, ...] = ()) -> Iterator[LiveServer]:
+    """gunicorn on that data folder until the block ends (SIGTERM, then SIGKILL)."""
+    log_path = Path(child_env["DATA_DIR"]) / f"server-{time.monotonic_ns()}.log"
+    with _gunicorn(child_env, threads, log_path, workers, extra) as (base_url, process):
+        _wait_healthy(base_url, process, log_path, startup_timeout)
+        yield LiveServer(base_url, token, log_path, process)
 
 
 def _child_env(data_dir: Path, overrides: dict[str, str]) -> dict[str, str]:
@@ -100,17 +124,17 @@ def free_port() -> int:
 
 
 @contextmanager
-def _gunicorn(env: dict[str, str], threads: int,
-              log_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
+def _gunicorn(env: dict[str, str], threads: int, log_path: Path, workers: int = 1,
+              extra: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen]]:
     port = free_port()
     # The project's own config when it has one (its worker hooks run the exports), as `make
     # run` uses it; the options after it set only where this server listens and its size.
     config = ["--config", str(GUNICORN_CONF)] if GUNICORN_CONF.exists() else []
     command = [sys.executable, "-m", "gunicorn", "backend.wsgi:application", *config,
-               "--bind", f"127.0.0.1:{port}", "--workers", "1", "--worker-class", "gthread",
+               "--bind", f"127.0.0.1:{port}", "--workers", str(workers), "--worker-class", "gthread",
                "--threads", str(threads), "--timeout", "120",
                # The default control socket is one path per user: two servers would share it.
-               "--no-control-socket"]
+               "--no-control-socket", *extra]
     with open(log_path, "wb") as log:
         # Its own session, so stopping it also stops the worker it forked.
         process = subprocess.Popen(command, cwd=ROOT, env=env, stdout=log,
