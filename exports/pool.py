@@ -31,7 +31,7 @@ _lock = threading.Lock()  # guards everything below, for reads and writes
 _changed = threading.Condition(_lock)  # notified when work finishes or is queued
 _pools: dict[str, ThreadPoolExecutor] = {}
 _counts: Counter = Counter()
-_state = {"pid": None, "accepting": True, "wake": False}
+_state: dict = {"pid": None, "accepting": True, "wake": False, "thread": None}
 
 
 def _pool(name: str, size: int) -> ThreadPoolExecutor:
@@ -124,8 +124,9 @@ def ensure_started() -> None:
         if _state["pid"] is not None:  # forked: the parent's threads did not come along
             _pools.clear()
             _counts.clear()
-        _state.update(pid=os.getpid(), accepting=True, wake=True)
-    threading.Thread(target=_supervise, name="export-supervisor", daemon=True).start()
+        thread = threading.Thread(target=_supervise, name="export-supervisor", daemon=True)
+        _state.update(pid=os.getpid(), accepting=True, wake=True, thread=thread)
+    thread.start()
 
 
 def resume() -> None:
@@ -149,10 +150,18 @@ def accepting() -> bool:
 
 
 def _supervise() -> None:
+    try:
+        _supervise_until_stopped()
+    finally:
+        connection.close()  # never hold a connection past the supervisor's life
+
+
+def _supervise_until_stopped() -> None:
     pid, next_beat = os.getpid(), 0.0
     while True:
         with _lock:
-            _changed.wait_for(lambda: _state["wake"], timeout=min(1.0, conf.heartbeat_seconds()))
+            _changed.wait_for(lambda: _state["wake"] or not _state["accepting"],
+                              timeout=min(1.0, conf.heartbeat_seconds()))
             _state["wake"] = False
             if _state["pid"] != pid or not _state["accepting"]:
                 return
@@ -194,6 +203,9 @@ def stop(*, grace: float | None = None) -> int:
         _changed.notify_all()
         _changed.wait_for(lambda: not _counts["export_active"] + _counts["export_pending"],
                           timeout=grace)
+    supervisor = _state["thread"]
+    if supervisor is not None and supervisor is not threading.current_thread():
+        supervisor.join(timeout=5)
     handed = recovery.tasks_hand_back()
     if handed:
         log.warning("export stop: %s running export(s) handed back to the queue", handed)
