@@ -31,6 +31,7 @@ from .recovery import task_claim
 from .snapshot import snapshot, to_export_rows
 from .worker import worker_id
 from .writers import ExportMeta, Writer, get_writer
+from .writers.base import fsync_path
 
 log = logging.getLogger(__name__)
 Status = ExportTask.Status
@@ -172,7 +173,7 @@ def _finish(task: ExportTask, part: Path, rows: int) -> str:
     """Rename the complete file into place, then commit `completed` (or undo if cancelled)."""
     final = part.with_suffix("")  # drops ".part"
     os.replace(part, final)
-    _fsync_dir(final.parent)
+    fsync_path(final.parent)  # the rename itself must survive a power cut
     size, digest = final.stat().st_size, _sha256(final)
     now = timezone.now()
     created = timezone.localtime(task.created_at, conf.time_zone())
@@ -206,14 +207,6 @@ def _fail(task: ExportTask, exc: BaseException) -> str:
 def _discard(path: Path | None) -> None:
     if path is not None:
         path.unlink(missing_ok=True)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _sha256(path: Path) -> str:

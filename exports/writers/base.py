@@ -54,7 +54,8 @@ class Writer:
 
 
 def fsync_path(path: Path) -> None:
-    """fsync a finished file by path, for writers whose library closes its own handle."""
+    """fsync a file or a folder by path: a writer whose library closes its own handle, or
+    the export folder after a rename."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
