@@ -199,6 +199,8 @@ def stop(*, grace: float | None = None) -> int:
     (EXPORT_GRACEFUL_S), then hand the rest back to the queue. Returns how many went back."""
     grace = conf.graceful_seconds() if grace is None else grace
     begin_stop()
+    if _state["pid"] != os.getpid():
+        return 0  # never started in this process: it runs no export to hand back
     with _changed:
         _changed.notify_all()
         _changed.wait_for(lambda: not _counts["export_active"] + _counts["export_pending"],

@@ -3,6 +3,7 @@
 import csv
 import re
 import threading
+import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
@@ -19,7 +20,8 @@ from exports.models import DATE_COLUMN, EXPORT_FIELDS, EXPORT_HEADERS
 from exports.writers import ExportMeta, fonts, get_writer
 from exports.writers.csv import CsvWriter
 from exports.writers.pdf import PdfWriter
-from exports.writers.xlsx import XlsxWriter
+from exports.writers.xlsx import XlsxWriterWriter
+from exports.writers.xlsx_rust import RustXlsxWriter
 
 ARABIC_NAME = "شركة سوناطراك"
 FORMULAS = (
@@ -118,7 +120,13 @@ class GetWriterTests(_WriterTestCase):
             get_writer("csv") is CsvWriter
             and CsvWriter.content_type == "text/csv; charset=utf-8"
         )
-        assert get_writer("excel") is XlsxWriter and XlsxWriter.extension == ".xlsx"
+        assert (
+            get_writer("excel") is RustXlsxWriter
+            and RustXlsxWriter.extension == ".xlsx"
+        )
+        assert (
+            XlsxWriterWriter.format == "excel" and XlsxWriterWriter.extension == ".xlsx"
+        )
         assert (
             get_writer("pdf") is PdfWriter
             and PdfWriter.content_type == "application/pdf"
@@ -194,11 +202,15 @@ class CsvWriterTests(_WriterTestCase):
         writer.abort()
 
 
-class XlsxWriterTests(_WriterTestCase):
+class _XlsxRules:
+    """Every rule of the XLSX file, for each engine (the subclasses below set writer_class)."""
+
+    writer_class: type
+
     def test_cells_equal_input_and_text_is_never_a_formula(self):
         rows = hostile_rows() + [make_row(20, customer_full_name="<r><b>x</r>")]
         sheet = openpyxl.load_workbook(
-            write(XlsxWriter, self.tmp_path / "x.xlsx", rows)
+            write(self.writer_class, self.tmp_path / "x.xlsx", rows)
         ).active
         read = list(sheet.iter_rows(min_row=2))
         assert len(read) == len(rows)
@@ -218,30 +230,34 @@ class XlsxWriterTests(_WriterTestCase):
 
     def test_calamine_reads_the_same_values(self):
         rows = hostile_rows() + [make_row(20, customer_full_name="a\r\nb _x0041_")]
-        path = write(XlsxWriter, self.tmp_path / "x.xlsx", rows)
+        path = write(self.writer_class, self.tmp_path / "x.xlsx", rows)
         values = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
         assert values[0] == list(EXPORT_HEADERS)
         assert values[1:] == [["" if v is None else v for v in row] for row in rows]
 
     def test_forbidden_control_characters_are_removed(self):
         path = write(
-            XlsxWriter,
+            self.writer_class,
             self.tmp_path / "x.xlsx",
-            [make_row(customer_full_name="bell\x07 and\x00nul\ufffe")],
+            [make_row(customer_full_name="bell\x07 and\x00nul\ufffe\ud800")],
         )
         assert openpyxl.load_workbook(path).active["O2"].value == "bell andnul"
 
     def test_dates_are_date_cells(self):
         when = datetime(1999, 12, 31, 23, 59, 59)
         cell = openpyxl.load_workbook(
-            write(XlsxWriter, self.tmp_path / "x.xlsx", [make_row(creation_date=when)])
+            write(
+                self.writer_class,
+                self.tmp_path / "x.xlsx",
+                [make_row(creation_date=when)],
+            )
         ).active["M2"]
         assert cell.is_date and cell.value == when
         assert cell.number_format == "yyyy-mm-dd hh:mm:ss"
 
     def test_header_is_bold_frozen_and_filtered(self):
         sheet = openpyxl.load_workbook(
-            write(XlsxWriter, self.tmp_path / "x.xlsx", hostile_rows())
+            write(self.writer_class, self.tmp_path / "x.xlsx", hostile_rows())
         ).active
         assert [c.value for c in sheet[1]] == list(EXPORT_HEADERS)
         assert all(c.font.b for c in sheet[1])
@@ -251,7 +267,7 @@ class XlsxWriterTests(_WriterTestCase):
     def test_columns_are_sized_to_content_within_a_cap(self):
         rows = [make_row(customer_full_name="x" * 120, dot="Adrar")]
         sheet = openpyxl.load_workbook(
-            write(XlsxWriter, self.tmp_path / "x.xlsx", rows)
+            write(self.writer_class, self.tmp_path / "x.xlsx", rows)
         ).active
         # Capped at 50; the width read back is Excel's, with its padding.
         assert 50 <= column_width(sheet, 15) <= 51
@@ -259,10 +275,10 @@ class XlsxWriterTests(_WriterTestCase):
         assert len("DOT") < column_width(sheet, 1) < 12
 
     def test_rows_continue_on_further_sheets_each_with_header(self):
-        self.monkeypatch.setattr(XlsxWriter, "max_rows_per_sheet", 3)
+        self.monkeypatch.setattr(self.writer_class, "max_rows_per_sheet", 3)
         rows = [make_row(i) for i in range(7)]
         book = openpyxl.load_workbook(
-            write(XlsxWriter, self.tmp_path / "x.xlsx", rows, batch=2)
+            write(self.writer_class, self.tmp_path / "x.xlsx", rows, batch=2)
         )
         assert book.sheetnames == [
             "Corporate park",
@@ -282,7 +298,7 @@ class XlsxWriterTests(_WriterTestCase):
 
     def test_empty_export_has_header_only(self):
         sheet = openpyxl.load_workbook(
-            write(XlsxWriter, self.tmp_path / "x.xlsx", [])
+            write(self.writer_class, self.tmp_path / "x.xlsx", [])
         ).active
         assert [[c.value for c in r] for r in sheet.iter_rows()] == [
             list(EXPORT_HEADERS)
@@ -290,17 +306,113 @@ class XlsxWriterTests(_WriterTestCase):
 
     def test_document_properties(self):
         props = openpyxl.load_workbook(
-            write(XlsxWriter, self.tmp_path / "x.xlsx", [make_row()])
+            write(self.writer_class, self.tmp_path / "x.xlsx", [make_row()])
         ).properties
         assert props.title == "Corporate park export"
         assert props.creator == "Corporate park export service"
 
     def test_close_and_abort_leave_no_temporary_files(self):
-        write(XlsxWriter, self.tmp_path / "done.xlsx", [make_row()])
-        aborted = XlsxWriter(self.tmp_path / "gone.xlsx", ExportMeta())
+        write(self.writer_class, self.tmp_path / "done.xlsx", [make_row()])
+        aborted = self.writer_class(self.tmp_path / "gone.xlsx", ExportMeta())
         aborted.write_rows(aborted.prepare([make_row()]))
         aborted.abort()
         assert sorted(p.name for p in self.tmp_path.iterdir()) == ["done.xlsx"]
+
+    def test_document_properties_name_filters_and_generation_time(self):
+        path = write(self.writer_class, self.tmp_path / "x.xlsx", [make_row()])
+        props = openpyxl.load_workbook(path).properties
+        assert props.subject == "DOT: Adrar, Oran; limit: 100"
+        assert props.created == datetime(
+            2026, 12, 4, 14, 30
+        )  # 15:30 in Algiers, in UTC
+        with zipfile.ZipFile(path) as book:
+            names = [info.filename for info in book.infolist()]
+            assert book.testzip() is None and len(names) == len(set(names))
+
+    def test_dates_keep_milliseconds(self):
+        when = datetime(2024, 1, 2, 3, 4, 5, 678000)
+        path = write(
+            self.writer_class, self.tmp_path / "x.xlsx", [make_row(creation_date=when)]
+        )
+        assert openpyxl.load_workbook(path).active["M2"].value == when
+        values = CalamineWorkbook.from_path(str(path)).get_sheet_by_index(0).to_python()
+        assert values[1][DATE_COLUMN] == when
+
+
+class RustXlsxWriterTests(_XlsxRules, _WriterTestCase):
+    writer_class = RustXlsxWriter
+
+    def writer(self, name: str, rows: int) -> RustXlsxWriter:
+        return RustXlsxWriter(self.tmp_path / name, ExportMeta(row_count=rows))
+
+    def test_abort_mid_stream_stops_the_writer_thread(self):
+        writer = self.writer("gone.xlsx", 10_000)
+        for start in range(0, 5_000, 500):
+            writer.write_rows(
+                writer.prepare([make_row(i) for i in range(start, start + 500)])
+            )
+        thread = writer._thread
+        writer.abort()
+        assert not thread.is_alive()
+        assert list(self.tmp_path.iterdir()) == []
+
+    def test_more_rows_than_the_planned_sheets_hold_are_refused(self):
+        self.monkeypatch.setattr(RustXlsxWriter, "max_rows_per_sheet", 3)
+        writer = self.writer("x.xlsx", 5)  # two sheets: six rows at most
+        writer.write_rows(writer.prepare([make_row(i) for i in range(4)]))
+        with pytest.raises(ValueError, match="more rows than the 5 counted"):
+            writer.write_rows(writer.prepare([make_row(i) for i in range(3)]))
+        writer.abort()
+
+    def test_rows_filling_the_last_sheet_exactly(self):
+        self.monkeypatch.setattr(RustXlsxWriter, "max_rows_per_sheet", 3)
+        rows = [make_row(i) for i in range(6)]
+        book = openpyxl.load_workbook(
+            write(RustXlsxWriter, self.tmp_path / "x.xlsx", rows)
+        )
+        assert [s.auto_filter.ref for s in book.worksheets] == ["A1:O4", "A1:O4"]
+        data = [
+            [c.value for c in r]
+            for s in book.worksheets
+            for r in s.iter_rows(min_row=2)
+        ]
+        assert data == [list(row) for row in rows]
+
+    def test_fewer_rows_than_counted_still_give_a_valid_workbook(self):
+        self.monkeypatch.setattr(RustXlsxWriter, "max_rows_per_sheet", 3)
+        writer = self.writer("x.xlsx", 7)  # three sheets planned, two rows come
+        writer.write_rows(writer.prepare([make_row(0), make_row(1)]))
+        writer.close()
+        book = openpyxl.load_workbook(self.tmp_path / "x.xlsx")
+        assert [s.max_row for s in book.worksheets] == [3, 1, 1]
+        assert all(
+            [c.value for c in s[1]] == list(EXPORT_HEADERS) for s in book.worksheets
+        )
+
+    def test_write_failure_is_raised_with_its_errno(self):
+        writer = RustXlsxWriter(
+            self.tmp_path / "missing" / "x.xlsx", ExportMeta(row_count=1)
+        )
+        writer.write_rows(writer.prepare([make_row()]))
+        with pytest.raises(FileNotFoundError):
+            writer.close()
+        writer.abort()
+
+    def test_prepare_is_thread_safe_and_leaves_input_alone(self):
+        writer = self.writer("x.xlsx", 0)
+        batches = [hostile_rows() * 50 for _ in range(8)]
+        copies = [list(batch) for batch in batches]
+        with ThreadPoolExecutor(4) as pool:
+            results = list(pool.map(writer.prepare, batches))
+        assert all(
+            result == writer.prepare(batch) for result, batch in zip(results, batches)
+        )
+        assert batches == copies
+        writer.abort()
+
+
+class XlsxWriterWriterTests(_XlsxRules, _WriterTestCase):
+    writer_class = XlsxWriterWriter
 
 
 class PdfWriterTests(_WriterTestCase):

@@ -1,10 +1,17 @@
-"""XLSX writer: XlsxWriter in constant_memory mode, a bold frozen header with an autofilter on
-every sheet, dates as date cells, every text stored as text, and a new sheet past the row limit."""
+"""XLSX writers: a bold frozen header with an autofilter on every sheet, column widths fitted to
+the first rows, dates as date cells, every text stored as text, control characters XML forbids
+removed, the document's title and author set, and a new sheet past the row limit.
+
+This module holds what both engines share and XlsxWriterWriter, the pure-Python XlsxWriter in
+constant_memory mode, kept as the reference and fallback (the empty export is written with
+it). RustXlsxWriter, registered for "excel", lives in xlsx_rust.py.
+"""
 
 import re
 import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
+from itertools import islice
 from pathlib import Path
 
 import xlsxwriter
@@ -18,12 +25,12 @@ DATE_FORMAT = "yyyy-mm-dd hh:mm:ss"
 MAX_COLUMN_WIDTH = 50
 WIDTH_SAMPLE_ROWS = 200
 
-# XML 1.0 forbids these characters; XlsxWriter would write them as _xHHHH_ escapes that not
-# every reader decodes, so they are dropped instead.
-_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]")
+# XML 1.0 forbids these characters (and lone surrogates cannot even be encoded); the writers
+# would store them as _xHHHH_ escapes that not every reader decodes, so they are dropped.
+_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
 # In constant_memory mode XlsxWriter copies a string shaped "<r>...</r>" into the XML
 # unescaped (it takes it for a rich string), so such text needs the per-cell pass too.
-_NEEDS_CARE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]|<r>")
+_NEEDS_CARE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]|<r>")
 _EXCEL_EPOCH = datetime(1899, 12, 30)  # serial 0 for every date after 1900-02-28
 _ONE_DAY = timedelta(days=1)
 
@@ -41,12 +48,42 @@ def _excel_serial(value: datetime) -> float:
     return (value - _EXCEL_EPOCH) / _ONE_DAY
 
 
-class XlsxWriter(Writer):
+def _utc_naive(value: datetime) -> datetime:
+    """Document dates are stored in UTC ("...Z"); a naive value is taken as UTC already."""
+    if value.tzinfo is not None:
+        value = value.astimezone(UTC).replace(tzinfo=None)
+    return value
+
+
+class _XlsxWriterBase(Writer):
+    """What both engines share: file type, sheet names and limit, column widths."""
+
     format = "excel"
     extension = ".xlsx"
     content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
     # Excel's 1,048,576 rows less the header; a class attribute so tests can lower it.
     max_rows_per_sheet = 1_048_575
+
+    @staticmethod
+    def _sheet_name(number: int) -> str:
+        return SHEET_NAME if number == 1 else f"{SHEET_NAME} ({number})"
+
+    def _estimate_widths(self, rows) -> list[float]:
+        """Widths from the header and the first rows (sequences in column order)."""
+        # Headers get room for the autofilter button drawn over their right end.
+        widths = [len(h) + 4 for h in self.meta.headers]
+        for row in islice(rows, WIDTH_SAMPLE_ROWS):
+            for col, value in enumerate(row):
+                if col == DATE_COLUMN:
+                    length = len(DATE_FORMAT) if value is not None else 0
+                else:
+                    length = max(map(len, value.split("\n")))
+                widths[col] = max(widths[col], length + 2)
+        return [min(w, MAX_COLUMN_WIDTH) for w in widths]
+
+
+class XlsxWriterWriter(_XlsxWriterBase):
+    """XlsxWriter in constant_memory mode: one row in memory, sheets spooled to `tmpdir`."""
 
     def __init__(self, path: Path, meta: ExportMeta, *, tmpdir: Path | None = None):
         super().__init__(path, meta)
@@ -87,17 +124,11 @@ class XlsxWriter(Writer):
         }
         if meta.generated_at is not None:
             # XlsxWriter prints "created" as UTC ("...Z") without converting it.
-            created = meta.generated_at
-            if created.tzinfo is not None:
-                created = created.astimezone(UTC).replace(tzinfo=None)
-            properties["created"] = created
+            properties["created"] = _utc_naive(meta.generated_at)
         return properties
 
     def _add_sheet(self) -> None:
-        number = len(self._sheets) + 1
-        sheet = self._book.add_worksheet(
-            SHEET_NAME if number == 1 else f"{SHEET_NAME} ({number})"
-        )
+        sheet = self._book.add_worksheet(self._sheet_name(len(self._sheets) + 1))
         sheet.freeze_panes(1, 0)
         for col, label in enumerate(self.meta.headers):
             sheet.write_string(0, col, label, self._bold)
@@ -110,18 +141,6 @@ class XlsxWriter(Writer):
         sheet.autofilter(0, 0, self._row, len(self.meta.headers) - 1)
         for col, width in enumerate(self._widths or self._estimate_widths([])):
             sheet.set_column(col, col, width)
-
-    def _estimate_widths(self, rows: list) -> list[float]:
-        # Headers get room for the autofilter button drawn over their right end.
-        widths = [len(h) + 4 for h in self.meta.headers]
-        for row in rows[:WIDTH_SAMPLE_ROWS]:
-            for col, value in enumerate(row):
-                if col == DATE_COLUMN:
-                    length = len(DATE_FORMAT) if value is not None else 0
-                else:
-                    length = max(map(len, value.split("\n")))
-                widths[col] = max(widths[col], length + 2)
-        return [min(w, MAX_COLUMN_WIDTH) for w in widths]
 
     def prepare(self, rows: list[tuple]) -> list[list]:
         """Clean text for XML and turn dates into Excel serial numbers, off the export thread."""
