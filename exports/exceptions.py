@@ -2,6 +2,12 @@
 No HTTP knowledge here: api_errors.py maps them to status codes."""
 
 
+def shown(value: object, limit: int = 60) -> str:
+    """A request value as an error message quotes it: printable ASCII, cut short."""
+    text = ascii(str(value))
+    return text if len(text) <= limit else text[: limit - 4] + "...'"
+
+
 class ExportError(Exception):
     extra: dict[str, object] = {}  # read-only; merged into the JSON body
 

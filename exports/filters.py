@@ -13,7 +13,7 @@ from datetime import datetime
 from django.db.models import QuerySet
 
 from . import conf
-from .exceptions import InvalidParameters
+from .exceptions import InvalidParameters, shown
 from .models import CorporateParkRecord, ExportTask
 
 MAX_VALUE_LENGTH = 200
@@ -137,8 +137,8 @@ def _parse_format(params, errors) -> str:
     value = str(raw).strip().lower()
     if value in FORMATS:
         return value
-    shown = f"'{raw}'" if str(raw).strip() else "an empty value"
-    errors["export_format"] = [f"export_format must be one of {', '.join(FORMATS)}; got {shown}."]
+    got = shown(raw) if str(raw).strip() else "an empty value"
+    errors["export_format"] = [f"export_format must be one of {', '.join(FORMATS)}; got {got}."]
     return DEFAULT_FORMAT
 
 
@@ -151,6 +151,9 @@ def _parse_list(params, name: str, split: bool, errors) -> tuple[str, ...]:
             if len(value) > MAX_VALUE_LENGTH:
                 errors.setdefault(name, []).append(
                     f"Each {name} value must be at most {MAX_VALUE_LENGTH} characters.")
+            elif not _storable(value):
+                errors.setdefault(name, []).append(
+                    f"{name} holds a control character or invalid text: {shown(value)}.")
             elif value:
                 found.add(value)
     return tuple(sorted(found))
@@ -163,12 +166,21 @@ def _parse_int(params, name: str, low: int, high: int, errors) -> int | None:
     try:
         value = int(str(raw).strip())
     except ValueError:
-        errors[name] = [f"{name} must be a whole number; got '{raw}'."]
+        errors[name] = [f"{name} must be a whole number; got {shown(raw)}."]
         return None
     if not low <= value <= high:
         errors[name] = [f"{name} must be between {low} and {high}; got {value}."]
         return None
     return value
+
+
+def _storable(value: str) -> bool:
+    """Text every database and file format can hold: valid UTF-8, no control characters."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate, from JSON's \ud800
+        return False
+    return not any(ch < " " or ch == "\x7f" for ch in value)
 
 
 def _date_range(year: int, month: int | None) -> tuple[datetime, datetime]:

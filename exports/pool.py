@@ -22,6 +22,7 @@ from uuid import UUID
 from django.db import close_old_connections, connection
 
 from . import conf, recovery
+from .worker import letting_go
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +32,7 @@ _lock = threading.Lock()  # guards everything below, for reads and writes
 _changed = threading.Condition(_lock)  # notified when work finishes or is queued
 _pools: dict[str, ThreadPoolExecutor] = {}
 _counts: Counter = Counter()
-_state: dict = {"pid": None, "accepting": True, "wake": False, "thread": None}
+_state: dict = {"pid": None, "accepting": True, "stopped": False, "wake": False, "thread": None}
 
 
 def _pool(name: str, size: int) -> ThreadPoolExecutor:
@@ -125,7 +126,8 @@ def ensure_started() -> None:
             _pools.clear()
             _counts.clear()
         thread = threading.Thread(target=_supervise, name="export-supervisor", daemon=True)
-        _state.update(pid=os.getpid(), accepting=True, wake=True, thread=thread)
+        _state.update(pid=os.getpid(), accepting=True, stopped=False, wake=True, thread=thread)
+        letting_go.clear()
     thread.start()
 
 
@@ -160,15 +162,16 @@ def _supervise_until_stopped() -> None:
     pid, next_beat = os.getpid(), 0.0
     while True:
         with _lock:
-            _changed.wait_for(lambda: _state["wake"] or not _state["accepting"],
+            _changed.wait_for(lambda: _state["wake"] or _state["stopped"],
                               timeout=min(1.0, conf.heartbeat_seconds()))
             _state["wake"] = False
-            if _state["pid"] != pid or not _state["accepting"]:
+            if _state["pid"] != pid or _state["stopped"]:
                 return
         try:
-            if time.monotonic() >= next_beat:
+            if time.monotonic() >= next_beat:  # beats go on while a graceful stop waits
                 recovery.tasks_heartbeat()
                 recovery.tasks_reap()
+                recovery.stale_parts_remove()
                 next_beat = time.monotonic() + conf.heartbeat_seconds()
             _fill_free_slots()
         except Exception:  # the supervisor must outlive a database hiccup; it retries next turn
@@ -201,10 +204,16 @@ def stop(*, grace: float | None = None) -> int:
     begin_stop()
     if _state["pid"] != os.getpid():
         return 0  # never started in this process: it runs no export to hand back
+
+    def idle() -> bool:
+        return not _counts["export_active"] + _counts["export_pending"]
+
     with _changed:
+        _changed.wait_for(idle, timeout=grace)
+        letting_go.set()  # the rest stop at their next batch and delete their own .part
+        _changed.wait_for(idle, timeout=10)
+        _state["stopped"] = True
         _changed.notify_all()
-        _changed.wait_for(lambda: not _counts["export_active"] + _counts["export_pending"],
-                          timeout=grace)
     supervisor = _state["thread"]
     if supervisor is not None and supervisor is not threading.current_thread():
         supervisor.join(timeout=5)

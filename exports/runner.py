@@ -29,7 +29,7 @@ from .filters import ExportFilters
 from .models import ExportTask
 from .recovery import task_claim
 from .snapshot import snapshot, to_export_rows
-from .worker import worker_id
+from .worker import letting_go, mark_ended, mark_running, worker_id
 from .writers import ExportMeta, Writer, get_writer
 from .writers.base import fsync_path
 
@@ -51,6 +51,7 @@ def run_export(task_id: UUID, *, batch_pool: Executor | None = None) -> str | No
 
 def run_claimed(task_id: UUID, *, batch_pool: Executor | None = None) -> str | None:
     """Run an export this process has already claimed (see recovery.task_claim_next)."""
+    mark_running(task_id)  # already so when claimed here; a direct call registers it now
     try:
         task = ExportTask.objects.filter(id=task_id, status=Status.PROCESSING,
                                          worker_id=worker_id()).first()
@@ -64,6 +65,7 @@ def run_claimed(task_id: UUID, *, batch_pool: Executor | None = None) -> str | N
             if own_pool:
                 pool.shutdown(wait=True)
     finally:
+        mark_ended(task_id)
         connection.close()
 
 
@@ -105,6 +107,9 @@ def _write_file(task: ExportTask, writer_cls: type[Writer], part: Path, pool: Ex
         total = snap.count(queryset, filters.limit)
         if not _owned(task).update(row_count=total):
             raise ExportCancelled()
+        if writer_cls.format == "pdf" and total > conf.pdf_max_rows():  # rows added since start
+            raise ExportFailed(f"A PDF export holds at most {conf.pdf_max_rows():,} rows and "
+                               f"this one would now hold {total:,}. Choose CSV or Excel.")
         task.row_count = total
         meta = ExportMeta(filters_label=filters.label(), row_count=total,
                           generated_at=timezone.localtime(timezone.now(), conf.time_zone()))
@@ -161,8 +166,9 @@ def _progress(task: ExportTask, rows: int) -> None:
     percent = min(99, task.rows_processed * 100 // total) if total else 0
     task.progress = max(task.progress, percent)  # never decreases; 100 only on completion
     task.shown_rows = max(task.shown_rows, task.rows_processed)
-    if not _owned(task).update(rows_processed=task.shown_rows, progress=task.progress):
-        raise ExportCancelled()
+    if letting_go.is_set() or not _owned(task).update(rows_processed=task.shown_rows,
+                                                      progress=task.progress):
+        raise ExportCancelled()  # cancelled, or this process is handing its exports back
     if time.monotonic() > task.deadline:
         raise ExportFailed(
             f"The export took longer than the limit of {conf.time_limit_seconds():.0f} "

@@ -2,6 +2,7 @@
 
 import os
 import statistics
+from typing import BinaryIO
 from uuid import UUID
 
 import psutil
@@ -9,7 +10,7 @@ from django.db.models import QuerySet, Sum
 from django.utils import timezone
 
 from . import conf, pool
-from .exceptions import InvalidParameters, TaskExpired, TaskNotFinished, TaskNotFound
+from .exceptions import InvalidParameters, TaskExpired, TaskNotFinished, TaskNotFound, shown
 from .models import CleanupRun, ExportTask
 
 Status = ExportTask.Status
@@ -22,7 +23,8 @@ def parse_task_id(raw: object, *, field: str = "task_id") -> UUID:
     try:
         return UUID(str(raw).strip())
     except ValueError:
-        raise InvalidParameters({field: [f"{field} must be a UUID; got '{raw}'."]}) from None
+        raise InvalidParameters({field: [f"{field} must be a UUID; got {shown(raw)}."]}) from None
+
 
 
 def tasks_visible_to(user) -> QuerySet:
@@ -43,16 +45,21 @@ def tasks_list_for_user(*, user) -> QuerySet:
     return ExportTask.objects.filter(owner=user).order_by("-created_at")
 
 
-def task_get_downloadable(*, task_id: UUID, user) -> ExportTask:
-    """A completed task whose file exists: else 404 / 409 (not finished) / 410 (expired)."""
+def task_open_download(*, task_id: UUID, user) -> tuple[ExportTask, BinaryIO]:
+    """A completed task and its file, opened: else 404 / 409 (not finished) / 410 (expired).
+
+    Opened here, so a cleanup removing the file between the check and the read answers 410;
+    once open, the file stays readable until the download ends, whatever cleanup does.
+    """
     task = task_get_for_user(task_id=task_id, user=user)
     if task.status == Status.EXPIRED:
         raise TaskExpired()
     if task.status != Status.COMPLETED:
         raise TaskNotFinished(task.status)
-    if not task.file_path or not os.path.isfile(task.file_path):
-        raise TaskExpired()
-    return task
+    try:
+        return task, open(task.file_path, "rb")  # noqa: SIM115 - closed by the response
+    except (FileNotFoundError, IsADirectoryError):
+        raise TaskExpired() from None
 
 
 def remaining_seconds(task: ExportTask, *, now=None) -> int | None:
@@ -73,6 +80,7 @@ def pool_status(*, now=None) -> dict:
     active = ExportTask.objects.active()
     oldest = active.filter(status=Status.QUEUED).order_by("created_at").first()
     pools["export"].update(
+        pending_tasks=active.filter(status=Status.QUEUED).count(),  # the queue is the database
         queue_limit=conf.export_queue_limit(),
         oldest_wait_seconds=round((now - oldest.created_at).total_seconds(), 1) if oldest else 0,
         **_durations(),
@@ -105,11 +113,15 @@ def _durations() -> dict:
 
 
 def _system() -> dict:
+    try:
+        disk_free = psutil.disk_usage(str(conf.export_dir())).free
+    except OSError:  # an unusable EXPORT_DIR is reported by /healthz; here it is unknown
+        disk_free = None
     return {
         "cpu_percent": psutil.cpu_percent(interval=None),
         "memory_percent": psutil.virtual_memory().percent,
         "process_rss_bytes": psutil.Process().memory_info().rss,
-        "disk_free_bytes": psutil.disk_usage(str(conf.export_dir())).free,
+        "disk_free_bytes": disk_free,
     }
 
 

@@ -38,15 +38,16 @@ def export_start(*, user, request: ExportRequest, now=None) -> tuple[ExportTask,
     ever looks for a row it cannot see yet.
     """
     filters, export_format = request.filters, request.export_format
+    key = filters.fingerprint(export_format)
+    if same := _same_active(user, key):  # cheap first look: no count, no 503 for a repeat
+        return same, True
     if export_format == ExportTask.Format.PDF:
         _check_pdf_size(request)
-    key = filters.fingerprint(export_format)
     try:
         _check_server_can_take_exports()
         with transaction.atomic():
             _admission_gate_lock()
-            same = ExportTask.objects.active().filter(owner=user, fingerprint=key).first()
-            if same is not None:
+            if same := _same_active(user, key):  # again under the gate: a racing twin
                 return same, True
             _admit(user, now or timezone.now())
             task = ExportTask.objects.create(owner=user, fingerprint=key,
@@ -61,6 +62,10 @@ def export_start(*, user, request: ExportRequest, now=None) -> tuple[ExportTask,
     return task, False
 
 
+def _same_active(user, key: str) -> ExportTask | None:
+    return ExportTask.objects.active().filter(owner=user, fingerprint=key).first()
+
+
 def _queued(task: ExportTask) -> None:
     log.info("export queued task=%s format=%s owner=%s", task.id, task.export_format,
              task.owner_id)
@@ -72,7 +77,11 @@ def _check_server_can_take_exports() -> None:
     if not pool.accepting():
         raise ServerBusy(retry_after=_bounded(conf.graceful_seconds() + 5),
                          message="The server is restarting. Try again in a few seconds.")
-    free = shutil.disk_usage(conf.export_dir()).free
+    try:
+        free = shutil.disk_usage(conf.export_dir()).free
+    except OSError as exc:
+        raise ServerBusy(retry_after=60, message=(
+            f"The export folder is unavailable ({exc.strerror}). Try again later.")) from None
     if free < conf.min_free_bytes():
         raise ServerBusy(retry_after=60, message=(
             f"The server is low on disk space for exports ({free // 2**20:,} MB free). "

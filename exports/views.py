@@ -10,10 +10,10 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from .exceptions import UnsafeMethod
+from .exceptions import InvalidParameters, UnsafeMethod
 from .filters import parse_export_request
 from .selectors import (
-    health, parse_task_id, pool_status, task_get_downloadable, task_get_for_user,
+    health, parse_task_id, pool_status, task_get_for_user, task_open_download,
     tasks_list_for_user,
 )
 from .serializers import ExportTaskSerializer, start_body
@@ -22,14 +22,22 @@ from .writers import get_writer
 
 
 def _params(request):
-    """Query string for GET; the body (form or JSON) merged over it for POST."""
-    if request.method == "GET":
+    """Query string for GET; the body (form or JSON object) merged over it for POST."""
+    if request.method != "POST":
         return request.query_params
     params = request.query_params.copy()
     data = request.data
-    for key in data:
-        values = data.getlist(key) if hasattr(data, "getlist") else data[key]
-        params.setlist(key, values if isinstance(values, list) else [values])
+    if hasattr(data, "getlist"):
+        for key in data:
+            params.setlist(key, data.getlist(key))
+        return params
+    if not isinstance(data, dict):
+        raise InvalidParameters({"body": ["Send the parameters as a JSON object or a form."]})
+    for key, value in data.items():
+        values = value if isinstance(value, list) else [value]
+        if any(isinstance(v, (dict, list)) for v in values):
+            raise InvalidParameters({key: [f"{key} must be a value or a list of values."]})
+        params.setlist(key, [v for v in values if v is not None])  # null: as if absent
     return params
 
 
@@ -38,8 +46,9 @@ def _is_true(value) -> bool:
 
 
 def _require_token_for_get(request) -> None:
-    """GET may start or cancel only for token clients; a browser session must POST (CSRF)."""
-    if request.method == "GET" and not isinstance(
+    """GET (and HEAD) may start or cancel only for token clients; a browser session must
+    POST, where CSRF protects it."""
+    if request.method != "POST" and not isinstance(
             request.successful_authenticator, TokenAuthentication):
         raise UnsafeMethod()
 
@@ -82,10 +91,9 @@ class ExportTaskListApi(ListAPIView):
 
 class ExportDownloadApi(APIView):
     def get(self, request, task_id):
-        task = task_get_downloadable(task_id=task_id, user=request.user)  # 404/409/410
+        task, handle = task_open_download(task_id=task_id, user=request.user)  # 404/409/410
         # Pass content_type explicitly: guessing from the file name drops "charset=utf-8".
-        return FileResponse(open(task.file_path, "rb"), as_attachment=True,
-                            filename=task.file_name,
+        return FileResponse(handle, as_attachment=True, filename=task.file_name,
                             content_type=get_writer(task.export_format).content_type)
 
 

@@ -20,7 +20,7 @@ from exports.models import ExportTask
 from exports.services import export_cancel, export_start
 from exports.tests.factories import make_records
 from exports.tests.test_runner import ExportDirMixin
-from exports.worker import worker_id
+from exports.worker import mark_ended, mark_running, worker_id
 from exports.writers.csv import CsvWriter
 
 Status = ExportTask.Status
@@ -62,15 +62,17 @@ class ReaperTests(ExportDirMixin, TransactionTestCase):
     def test_live_owner_is_never_touched_however_old_its_heartbeat(self):
         sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)"])
         try:
-            from exports.worker import _start_time
+            from exports.worker import _start_ticks
 
-            live = f"{DEAD_HERE.rsplit(':', 2)[0]}:{sleeper.pid}:{_start_time(sleeper.pid)}"
+            live = f"{DEAD_HERE.rsplit(':', 2)[0]}:{sleeper.pid}:{_start_ticks(sleeper.pid)}"
             busy = self.processing(live, beat_age_s=3600)
             mine = self.processing(worker_id(), beat_age_s=3600)
+            mark_running(mine.id)
             self.assertEqual(recovery.tasks_reap(), [])
         finally:
             sleeper.kill()
             sleeper.wait()
+            mark_ended(mine.id)
         statuses = set(ExportTask.objects.filter(id__in=[busy.id, mine.id]).values_list("status", flat=True))
         self.assertEqual(statuses, {Status.PROCESSING})
 
@@ -79,13 +81,36 @@ class ReaperTests(ExportDirMixin, TransactionTestCase):
         task = self.processing(reused)
         self.assertEqual(recovery.tasks_reap(), [task.id])
 
-    def test_heartbeat_refreshes_only_this_process_tasks(self):
+    def test_heartbeat_refreshes_only_tasks_this_process_runs(self):
         mine = self.processing(worker_id(), beat_age_s=100)
         theirs = self.processing(ELSEWHERE, beat_age_s=100)
-        self.assertEqual(recovery.tasks_heartbeat(), 1)
+        mark_running(mine.id)
+        try:
+            self.assertEqual(recovery.tasks_heartbeat(), 1)
+        finally:
+            mark_ended(mine.id)
         mine.refresh_from_db(), theirs.refresh_from_db()
         self.assertLess(timezone.now() - mine.heartbeat_at, timedelta(seconds=5))
         self.assertGreater(timezone.now() - theirs.heartbeat_at, timedelta(seconds=90))
+
+    def test_own_task_whose_job_died_goes_stale_and_is_reaped(self):
+        with override_settings(EXPORT_HEARTBEAT_S=10):
+            recent = self.processing(worker_id(), beat_age_s=5)  # not running here any more
+            orphan = self.processing(worker_id(), beat_age_s=31)
+            self.assertEqual(recovery.tasks_heartbeat(), 0)
+            self.assertEqual(recovery.tasks_reap(), [orphan.id])
+        self.assertEqual(ExportTask.objects.get(id=recent.id).status, Status.PROCESSING)
+
+    def test_stale_part_files_of_ended_tasks_are_swept(self):
+        done = self.processing(ELSEWHERE)
+        ExportTask.objects.filter(id=done.id).update(status=Status.CANCELLED)
+        live = self.processing(ELSEWHERE)
+        for task in (done, live):
+            (self.export_dir / f"{task.id}.csv.part").write_bytes(b"x")
+        (self.export_dir / f"{done.id}.csv").write_bytes(b"kept: not a .part")
+        self.assertEqual(recovery.stale_parts_remove(), 1)
+        self.assertEqual(sorted(os.listdir(self.export_dir)),
+                         sorted([f"{live.id}.csv.part", f"{done.id}.csv"]))
 
     def test_hand_back_requeues_without_counting_an_attempt(self):
         task = self.processing(worker_id(), attempts=1)

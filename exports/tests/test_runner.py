@@ -170,6 +170,15 @@ class RunExportTests(ExportDirMixin, TransactionTestCase):
         self.assertIn(str(task.id), task.error)
         self.assertNotIn("ValueError", task.error)
 
+    def test_pdf_grown_past_its_cap_since_the_start_fails_with_advice(self):
+        make_records(12)
+        task = self.new_task("pdf")
+        with override_settings(EXPORT_PDF_MAX_ROWS=10):
+            self.assertEqual(runner.run_claimed(task.id), Status.FAILED)
+        task.refresh_from_db()
+        self.assertIn("at most 10 rows", task.error)
+        self.assertEqual(os.listdir(self.export_dir), [])
+
     def test_a_task_not_queued_is_never_run(self):
         task = self.new_task()
         ExportTask.objects.filter(id=task.id).update(status=Status.CANCELLED)

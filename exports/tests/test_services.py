@@ -10,7 +10,7 @@ from django.utils import timezone
 
 from exports import pool
 from exports.exceptions import (
-    QueueFull, StartRateExceeded, TaskNotCancellable, TaskNotFound, TooManyActive,
+    QueueFull, ServerBusy, StartRateExceeded, TaskNotCancellable, TaskNotFound, TooManyActive,
 )
 from exports.filters import parse_export_request
 from exports.models import ExportTask
@@ -71,6 +71,17 @@ class AdmissionTests(TestCase):
             self.assertTrue(55 <= caught.exception.retry_after <= 60)
             export_start(user=self.alice, request=request("limit=3"), now=now + timedelta(seconds=61))
             export_start(user=self.bob, request=request("limit=3"), now=now)
+
+    def test_repeat_of_an_active_export_is_answered_even_while_stopping(self):
+        first, _ = export_start(user=self.alice, request=request("dot=Oran"))
+        pool.begin_stop()
+        try:
+            again, deduplicated = export_start(user=self.alice, request=request("dot=Oran"))
+            self.assertEqual((again.id, deduplicated), (first.id, True))
+            with self.assertRaises(ServerBusy):
+                export_start(user=self.alice, request=request("dot=Alger"))
+        finally:
+            pool.resume()
 
     def test_retry_after_grows_with_the_queue(self):
         with override_settings(MAX_EXPORT_THREADS=2):

@@ -2,6 +2,7 @@
 
 import csv
 import io
+import json
 import tempfile
 import uuid
 from pathlib import Path
@@ -77,6 +78,15 @@ class AuthTests(ApiTestMixin, TestCase):
         task = ExportTask.objects.create(owner=self.user, export_format="csv", fingerprint="f")
         self.assertEqual(session.get(f"{START}?task_id={task.id}&cancel=true").status_code, 403)
         self.assertEqual(ExportTask.objects.get(id=task.id).status, Status.QUEUED)
+
+    def test_session_head_cannot_start_or_cancel_either(self):
+        session = APIClient()
+        session.force_login(self.user)
+        self.assertEqual(session.head(f"{START}?export_format=csv").status_code, 403)
+        task = ExportTask.objects.create(owner=self.user, export_format="csv", fingerprint="f")
+        self.assertEqual(session.head(f"{START}?task_id={task.id}&cancel=true").status_code, 403)
+        self.assertEqual(ExportTask.objects.get(id=task.id).status, Status.QUEUED)
+        self.assertEqual(ExportTask.objects.count(), 1)
 
     def test_session_post_needs_csrf(self):
         session = APIClient(enforce_csrf_checks=True)
@@ -156,6 +166,31 @@ class StartTests(ApiTestMixin, TestCase):
             self.assertIn("detail", response.json())
         self.assertEqual(ExportTask.objects.count(), 0)
 
+    def test_json_bodies_that_are_not_objects_are_400(self):
+        for body in ("null", "[1, 2]", '"abc"', "5", "true"):
+            for url in (START, CANCEL):
+                response = self.client.post(url, body, content_type="application/json")
+                self.assertEqual(response.status_code, 400, (url, body))
+                self.assertIn("body", response.json()["errors"])
+
+    def test_json_null_is_absent_and_nested_values_are_400(self):
+        response = self.client.post(START, {"export_format": "csv", "dot": None}, format="json")
+        self.assertEqual(response.status_code, 202)
+        self.assertEqual(ExportTask.objects.get(id=response.json()["task_id"]).filters, {})
+        nested = self.client.post(START, {"dot": {"a": 1}}, format="json")
+        self.assertIn("dot", nested.json()["errors"])
+
+    def test_invalid_text_is_400_never_500(self):
+        cases = [(START, {"export_format": "\ud800"}, "export_format"),
+                 (START, {"dot": "\ud800x"}, "dot"), (START, {"limit": "\ud800"}, "limit"),
+                 (CANCEL, {"task_id": "\ud800"}, "task_id")]
+        for url, body, field in cases:  # json.dumps escapes the lone surrogate as \\ud800
+            response = self.client.post(url, json.dumps(body), content_type="application/json")
+            self.assertEqual(response.status_code, 400, body)
+            self.assertIn(field, response.json()["errors"])
+        self.assertEqual(self.client.get(f"{START}?dot=%00x").status_code, 400)
+        self.assertEqual(ExportTask.objects.count(), 0)
+
     @override_settings(EXPORT_PDF_MAX_ROWS=10)
     def test_pdf_above_its_row_cap_is_refused_with_advice(self):
         make_records(11)
@@ -222,6 +257,12 @@ class StatusTests(ApiTestMixin, TestCase):
         self.assertEqual((body["backend"], body["batch_size"]), ("threads", 50))
         self.assertEqual(ExportTask.objects.count(), 0)
 
+    def test_pool_status_pending_is_the_queue_in_the_database(self):
+        ExportTask.objects.create(owner=self.user, export_format="csv", fingerprint="a")
+        ExportTask.objects.create(owner=self.user, export_format="csv", fingerprint="b")
+        body = self.client.get(f"{START}?pool_status=true").json()
+        self.assertEqual(body["export_pool"]["pending_tasks"], 2)
+
 
 class DownloadAndCancelTests(ApiTestMixin, TestCase):
     def download_url(self, task) -> str:
@@ -246,6 +287,11 @@ class DownloadAndCancelTests(ApiTestMixin, TestCase):
         self.assertEqual(self.client.get(self.download_url(expired)).status_code, 410)
         self.assertEqual(self.client.get(self.download_url(foreign)).status_code, 404)
         self.assertEqual(self.client.get(f"/data/export/corporate-park/download/{uuid.uuid4()}/").status_code, 404)
+
+    def test_file_removed_under_a_completed_task_answers_410(self):
+        task = self.completed_task()
+        Path(task.file_path).unlink()
+        self.assertEqual(self.client.get(self.download_url(task)).status_code, 410)
 
     def test_cancel_queued_task_by_post_then_again(self):
         task = ExportTask.objects.create(owner=self.user, export_format="csv", fingerprint="q")
