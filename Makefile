@@ -40,9 +40,13 @@ run: migrate
 test: install-test
 	$(BIN)/python -m pytest
 
+# `make bench`: 100,000 rows; BENCH_ROWS=1000000, or BENCH_ROWS=100000,1000000 for both sizes
+# and their RSS difference; BENCH_ARGS for more options (python bench/bench.py --help).
 BENCH_ROWS ?= 100000
+BENCH_ARGS ?=
 bench: install-test
-	$(BIN)/python bench/bench.py --rows $(BENCH_ROWS)
+	$(BIN)/pip install --quiet -r bench/requirements.txt
+	$(BIN)/python bench/bench.py --rows $(BENCH_ROWS) $(BENCH_ARGS)
 
 lint: install-test
 	$(BIN)/ruff check .
