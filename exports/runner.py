@@ -84,7 +84,7 @@ def _run(task: ExportTask, pool: Executor) -> str:
         status = _finish(task, part, rows)
     except ExportCancelled:
         _discard(part)
-        status = Status.CANCELLED
+        status = "handed back" if letting_go.is_set() else Status.CANCELLED
     except Exception as exc:  # any failure ends as a failed task with a sentence, never a crash
         _discard(part)
         status = _fail(task, exc)
