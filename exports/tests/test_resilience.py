@@ -3,10 +3,12 @@ the middle of an export and a restart, SIGTERM with running and queued exports, 
 workers (with and without --preload), and SQLite under polling load."""
 
 import os
+import sqlite3
 import threading
 import time
 from datetime import datetime
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import requests
 
@@ -77,13 +79,19 @@ class CrashTests:
         with prepared_data(rows=60_000, env=CRASH_ENV) as (env, token):
             with serve(env, token) as server:
                 client = Client(server)
-                running = client.start("export_format=excel")["task_id"]
+                running = client.start("export_format=pdf&limit=40000")["task_id"]  # ~20 s
                 waiting = client.start("export_format=csv&limit=100")["task_id"]
                 client.wait([running], lambda s: s["progress"] > 0)
-            # serve() ended with SIGTERM: the worker stopped within EXPORT_GRACEFUL_S.
+            # serve() ended with SIGTERM: after EXPORT_GRACEFUL_S (1 s) the running export
+            # let go of its file and went back to the queue, not counted as an interruption.
+            with sqlite3.connect(Path(env["DATA_DIR"]) / "db.sqlite3") as db:
+                handed = db.execute("SELECT status, attempts, worker_id FROM exports_exporttask "
+                                    "WHERE id = ?", [running.replace("-", "")]).fetchone()
+            assert handed == ("queued", 0, ""), handed
+            assert leftovers(env) == []
             with serve(env, token) as server:
                 client = Client(server)
-                final = client.wait([running, waiting], lambda s: s["status"] in TERMINAL)
+                final = client.wait([running, waiting], lambda s: s["status"] in TERMINAL, 90)
                 assert {s["status"] for s in final.values()} == {"completed"}, final
                 assert leftovers(env) == []
             log = server.log()
