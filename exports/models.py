@@ -63,7 +63,8 @@ EXPORT_COLUMNS: tuple[tuple[str, str], ...] = (
 )
 EXPORT_FIELDS = tuple(field for field, _ in EXPORT_COLUMNS)
 EXPORT_HEADERS = tuple(label for _, label in EXPORT_COLUMNS)
-DATE_COLUMN = EXPORT_FIELDS.index("creation_date")
+DATE_FIELD = "creation_date"  # the one date column, stored in UTC
+DATE_COLUMN = EXPORT_FIELDS.index(DATE_FIELD)
 
 
 class ExportTaskQuerySet(models.QuerySet):

@@ -16,6 +16,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Executor, ThreadPoolExecutor
+from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
 from uuid import UUID
@@ -28,7 +29,7 @@ from .exceptions import ExportCancelled, ExportFailed
 from .filters import ExportFilters
 from .models import ExportTask
 from .recovery import task_claim
-from .snapshot import snapshot, to_export_rows
+from .snapshot import snapshot
 from .worker import letting_go, mark_ended, mark_running, worker_id
 from .writers import ExportMeta, Writer, get_writer
 from .writers.base import fsync_path
@@ -115,11 +116,13 @@ def _write_file(task: ExportTask, writer_cls: type[Writer], part: Path, pool: Ex
                           generated_at=timezone.localtime(timezone.now(), conf.time_zone()))
         writer = writer_cls(part, meta, **_writer_options(writer_cls))
         try:
-            batches = snap.batches(queryset, conf.batch_size(), filters.limit)
-            prepare = lambda batch: (len(batch), writer.prepare(to_export_rows(batch)))  # noqa: E731
-            for count, prepared in in_order(pool, prepare, batches, window=_window()):
-                writer.write_rows(prepared)
-                _progress(task, count)
+            prepare = lambda batch: (len(batch), writer.prepare(batch))  # noqa: E731
+            # closing(): the query's cursor is released before the snapshot's connection.
+            with closing(snap.batches(queryset, conf.batch_size(), filters.limit,
+                                      date_form=writer_cls.date_form)) as batches:
+                for count, prepared in in_order(pool, prepare, batches, window=_window()):
+                    writer.write_rows(prepared)
+                    _progress(task, count)
             writer.close()
         except BaseException:
             writer.abort()

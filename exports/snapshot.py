@@ -7,24 +7,23 @@ progress: on SQLite a write inside the read transaction would hold the write loc
 whole export.
 """
 
+import itertools
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 
 from django.db import connection
 from django.db.models import QuerySet
 
-from . import conf
-from .models import DATE_COLUMN, EXPORT_FIELDS
-
-
-KEYSET_START = -(2**62)  # below every pk; also marks the keyset parameter in the compiled SQL
+from . import conf, dates
+from .models import DATE_FIELD, EXPORT_FIELDS, CorporateParkRecord
 
 
 class Snapshot:
     def __init__(self, raw, vendor: str):
         self._raw = raw
         self._vendor = vendor
+        self._names = itertools.count(1)  # PostgreSQL cursor names, unique in the transaction
 
     def _cursor(self):
         if self._vendor == "sqlite":
@@ -47,30 +46,56 @@ class Snapshot:
         cursor.close()
         return min(total, limit) if limit is not None else total
 
-    def batches(self, queryset: QuerySet, size: int, limit: int | None = None) -> Iterator[list]:
-        """Rows as tuples in EXPORT_FIELDS order plus the pk, in pk order, `size` at a time.
+    def batches(self, queryset: QuerySet, size: int, limit: int | None = None,
+                date_form: str = dates.TEXT) -> Iterator[list[tuple]]:
+        """Export rows, `size` at a time, in pk order: tuples in EXPORT_FIELDS order, ready
+        for a writer. The creation date is local time of TIME_ZONE in `date_form`, converted
+        by the SELECT itself (dates.LocalDate), so no Python code runs per row.
 
-        Keyset pagination (pk > last seen), never OFFSET: each batch is one indexed range
-        read. The SQL is compiled once; only the keyset parameter changes between batches.
-        Dates keep the database's own form; to_export_rows() converts them.
+        One statement streams the whole export: the snapshot already holds its read
+        transaction, so there is nothing to gain from paging. SQLite steps it `size` rows at a
+        time; PostgreSQL reads it through a server-side cursor (DECLARE / FETCH), so the
+        client never holds more than one batch.
         """
-        page = queryset.order_by("pk").values_list(*EXPORT_FIELDS, "pk")
-        sql, params = cursor_sql(page.filter(pk__gt=KEYSET_START)[:size])
-        params, slot = list(params), list(params).index(KEYSET_START)
-        remaining = limit
+        local = dates.LocalDate(DATE_FIELD, date_form, conf.time_zone(), self._segments())
+        page = (queryset.order_by("pk").annotate(export_date=local)
+                .values_list(*(f if f != DATE_FIELD else "export_date" for f in EXPORT_FIELDS)))
+        page = page if limit is None else page[:limit]
+        if self._vendor != "postgresql":
+            cursor = self._execute(page)
+            try:
+                while rows := cursor.fetchmany(size):
+                    yield rows
+            finally:
+                cursor.close()
+            return
+        sql, params = cursor_sql(page)
+        name = f"export_rows_{next(self._names)}"
         cursor = self._cursor()
-        while remaining is None or remaining > 0:
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
-            if remaining is not None:
-                rows = rows[:remaining]
-                remaining -= len(rows)
-            if rows:
+        cursor.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
+        try:
+            while rows := cursor.execute(f"FETCH FORWARD {size:d} FROM {name}").fetchall():
                 yield rows
-            if len(rows) < size:
-                break
-            params[slot] = rows[-1][-1]
-        cursor.close()
+            cursor.execute(f"CLOSE {name}")
+        finally:
+            cursor.close()
+
+    def _segments(self) -> list | None:
+        """SQLite only: the zone's offsets over the span of every stored date (read from the
+        date index: two lookups), which covers the rows of any filter."""
+        if self._vendor != "sqlite":
+            return None
+        model = CorporateParkRecord.objects
+        ends = []
+        for order in (DATE_FIELD, f"-{DATE_FIELD}"):
+            cursor = self._execute(model.order_by(order).values_list(DATE_FIELD)[:1])
+            found = cursor.fetchone()
+            cursor.close()
+            ends.append(found and found[0])
+        if not all(ends):
+            return None
+        first, last = (datetime.fromisoformat(end[:19]) for end in ends)
+        return dates.offset_segments(conf.time_zone(), first, last)
 
 
 def cursor_sql(queryset: QuerySet) -> tuple[str, tuple]:
@@ -84,7 +109,7 @@ def snapshot() -> Iterator[Snapshot]:
     connection.ensure_connection()
     params = connection.get_connection_params()
     if connection.vendor == "sqlite":
-        params["detect_types"] = 0  # dates stay text: to_export_rows parses them faster
+        params["detect_types"] = 0  # values as stored: the dates come converted by the SQL
     raw = connection.get_new_connection(params)
     vendor = connection.vendor
     try:
@@ -109,50 +134,3 @@ def _begin(raw, vendor: str) -> None:
         raw.read_only = True
     else:
         raw.autocommit = False
-
-
-def to_export_rows(rows: list[tuple]) -> list[tuple]:
-    """Raw snapshot rows -> export rows: the pk dropped, the date local and naive.
-
-    Text columns are NOT NULL, so only the date needs work; slicing keeps the rest in C.
-    """
-    local = _date_converter(conf.time_zone())
-    d = DATE_COLUMN
-    return [row[:d] + (local(row[d]),) + row[d + 1:-1] for row in rows]
-
-
-_day_offsets: dict[tuple[str, str], timedelta | None] = {}  # (zone, UTC day) -> offset
-
-
-def _date_converter(tz):
-    """A function: database date (ISO text in UTC, or a datetime) -> naive local datetime.
-
-    SQLite hands back UTC text. A zone's offset is the same all day on almost every day, so
-    it is computed once per (zone, UTC day) and memoised (a few thousand entries for decades
-    of data): a parse, a lookup and an addition per row instead of two time-zone conversions.
-    Days on which the offset changes (None in the memo) are converted exactly, row by row.
-    """
-    fromisoformat, key = datetime.fromisoformat, str(tz)
-
-    def exact(value: datetime) -> datetime:
-        return value.replace(tzinfo=UTC).astimezone(tz).replace(tzinfo=None)
-
-    def day_offset(day: str) -> timedelta | None:
-        start = fromisoformat(day).replace(tzinfo=UTC)
-        first, last = (tz.utcoffset(t.astimezone(tz)) for t in (start, start + timedelta(days=1)))
-        _day_offsets[key, day] = offset = first if first == last else None
-        return offset
-
-    def local(value) -> datetime | None:
-        if not value:
-            return None
-        if not isinstance(value, str):  # PostgreSQL hands back aware datetimes
-            return exact(value.astimezone(UTC).replace(tzinfo=None) if value.tzinfo else value)
-        day = value[:10]
-        offset = _day_offsets.get((key, day), False)
-        if offset is False:
-            offset = day_offset(day)
-        parsed = fromisoformat(value)
-        return exact(parsed) if offset is None else parsed + offset
-
-    return local

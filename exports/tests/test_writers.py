@@ -16,6 +16,7 @@ from django.test import SimpleTestCase
 from pypdf import PdfReader
 from python_calamine import CalamineWorkbook
 
+from exports.dates import rows_as_form
 from exports.models import DATE_COLUMN, EXPORT_FIELDS, EXPORT_HEADERS
 from exports.writers import ExportMeta, fonts, get_writer
 from exports.writers.csv import CsvWriter
@@ -90,6 +91,16 @@ def as_pypdf_reads_rtl(text: str) -> str:
     return " ".join(reversed(arabic_reshaper.reshape(text).split()))
 
 
+def form(writer, rows: list[tuple]) -> list[tuple]:
+    """Rows of make_row() (naive local datetimes) as the query hands them to this writer."""
+    return rows_as_form(rows, DATE_COLUMN, writer.date_form)
+
+
+def ready(writer, rows: list[tuple]):
+    """What the runner hands write_rows(): the writer's prepare() of the query's rows."""
+    return writer.prepare(form(writer, rows))
+
+
 def write(
     writer_class, path: Path, rows: list[tuple], batch: int = 3, **kwargs
 ) -> Path:
@@ -101,7 +112,7 @@ def write(
     )
     writer = writer_class(path, meta, **kwargs)
     for start in range(0, len(rows), batch):
-        writer.write_rows(writer.prepare(rows[start : start + batch]))
+        writer.write_rows(ready(writer, rows[start : start + batch]))
     writer.close()
     return path
 
@@ -191,7 +202,7 @@ class CsvWriterTests(_WriterTestCase):
 
     def test_prepare_is_thread_safe_and_leaves_input_alone(self):
         writer = CsvWriter(self.tmp_path / "x.csv", ExportMeta())
-        batches = [hostile_rows() * 50 for _ in range(8)]
+        batches = [form(writer, hostile_rows() * 50) for _ in range(8)]
         copies = [list(batch) for batch in batches]
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(writer.prepare, batches))
@@ -314,7 +325,7 @@ class _XlsxRules:
     def test_close_and_abort_leave_no_temporary_files(self):
         write(self.writer_class, self.tmp_path / "done.xlsx", [make_row()])
         aborted = self.writer_class(self.tmp_path / "gone.xlsx", ExportMeta())
-        aborted.write_rows(aborted.prepare([make_row()]))
+        aborted.write_rows(ready(aborted, [make_row()]))
         aborted.abort()
         assert sorted(p.name for p in self.tmp_path.iterdir()) == ["done.xlsx"]
 
@@ -348,8 +359,7 @@ class RustXlsxWriterTests(_XlsxRules, _WriterTestCase):
     def test_abort_mid_stream_stops_the_writer_thread(self):
         writer = self.writer("gone.xlsx", 10_000)
         for start in range(0, 5_000, 500):
-            writer.write_rows(
-                writer.prepare([make_row(i) for i in range(start, start + 500)])
+            writer.write_rows(ready(writer, [make_row(i) for i in range(start, start + 500)])
             )
         thread = writer._thread
         writer.abort()
@@ -359,9 +369,9 @@ class RustXlsxWriterTests(_XlsxRules, _WriterTestCase):
     def test_more_rows_than_the_planned_sheets_hold_are_refused(self):
         self.monkeypatch.setattr(RustXlsxWriter, "max_rows_per_sheet", 3)
         writer = self.writer("x.xlsx", 5)  # two sheets: six rows at most
-        writer.write_rows(writer.prepare([make_row(i) for i in range(4)]))
+        writer.write_rows(ready(writer, [make_row(i) for i in range(4)]))
         with pytest.raises(ValueError, match="more rows than the 5 counted"):
-            writer.write_rows(writer.prepare([make_row(i) for i in range(3)]))
+            writer.write_rows(ready(writer, [make_row(i) for i in range(3)]))
         writer.abort()
 
     def test_rows_filling_the_last_sheet_exactly(self):
@@ -381,7 +391,7 @@ class RustXlsxWriterTests(_XlsxRules, _WriterTestCase):
     def test_fewer_rows_than_counted_still_give_a_valid_workbook(self):
         self.monkeypatch.setattr(RustXlsxWriter, "max_rows_per_sheet", 3)
         writer = self.writer("x.xlsx", 7)  # three sheets planned, two rows come
-        writer.write_rows(writer.prepare([make_row(0), make_row(1)]))
+        writer.write_rows(ready(writer, [make_row(0), make_row(1)]))
         writer.close()
         book = openpyxl.load_workbook(self.tmp_path / "x.xlsx")
         assert [s.max_row for s in book.worksheets] == [3, 1, 1]
@@ -393,14 +403,14 @@ class RustXlsxWriterTests(_XlsxRules, _WriterTestCase):
         writer = RustXlsxWriter(
             self.tmp_path / "missing" / "x.xlsx", ExportMeta(row_count=1)
         )
-        writer.write_rows(writer.prepare([make_row()]))
+        writer.write_rows(ready(writer, [make_row()]))
         with pytest.raises(FileNotFoundError):
             writer.close()
         writer.abort()
 
     def test_prepare_is_thread_safe_and_leaves_input_alone(self):
         writer = self.writer("x.xlsx", 0)
-        batches = [hostile_rows() * 50 for _ in range(8)]
+        batches = [form(writer, hostile_rows() * 50) for _ in range(8)]
         copies = [list(batch) for batch in batches]
         with ThreadPoolExecutor(4) as pool:
             results = list(pool.map(writer.prepare, batches))

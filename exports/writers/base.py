@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
+from .. import dates
 from ..models import EXPORT_HEADERS
 
 
@@ -24,7 +25,10 @@ class Writer:
     """Streams rows into one file. Subclasses set the attributes and write_rows().
 
     Rows arrive as tuples in EXPORT_FIELDS order: text as str ("" for empty), creation_date
-    as a naive datetime already in TIME_ZONE (or None). The runner calls prepare() on the
+    already local time of TIME_ZONE in the writer's `date_form` (dates.py: TEXT is
+    "YYYY-MM-DD HH:MM:SS" or "" for none, SERIAL an Excel serial number or None), converted
+    by the database query itself. dates.rows_as_form() makes such rows from naive local
+    datetimes (the tests do). The runner calls prepare() on the
     processing pool (it must be pure and thread-safe), then write_rows() with its result, in
     order, on the export thread, and close() once. On failure it calls abort() instead.
     """
@@ -32,6 +36,7 @@ class Writer:
     format = ""  # the export_format value: "csv", "excel", "pdf"
     extension = ""  # ".csv", ".xlsx", ".pdf"
     content_type = ""  # sent as-is by the download view
+    date_form = dates.TEXT  # how the rows carry creation_date (dates.TEXT or dates.SERIAL)
 
     def __init__(self, path: Path, meta: ExportMeta):
         self.path = Path(path)

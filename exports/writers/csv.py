@@ -8,7 +8,6 @@ from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 
-from ..models import DATE_COLUMN
 from .base import ExportMeta, Writer
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
@@ -37,19 +36,17 @@ class CsvWriter(Writer):
     def prepare(self, rows: list[tuple]) -> bytes:
         """Encode a batch to CSV bytes. Pure: a fresh csv.writer over a local buffer per call.
 
-        The common batch goes through csv.writer.writerows in one C call; the one pass that
+        Every cell is text already (the date comes as "YYYY-MM-DD HH:MM:SS" from the query),
+        so the common batch goes through csv.writer.writerows in one C call; the one pass that
         looks for formula-looking text is a C-level scan of first characters, and only rows
         it flags are rewritten cell by cell.
         """
-        d = DATE_COLUMN
-        fixed = [row[:d] + ("" if row[d] is None else row[d].isoformat(" ", "seconds"),)
-                 + row[d + 1:] for row in rows]
         is_plain = _FORMULA_CHARS.isdisjoint
-        if not is_plain(map(_first_char, chain.from_iterable(fixed))):
-            fixed = [row if is_plain(map(_first_char, row)) else _neutralise(row)
-                     for row in fixed]
+        if not is_plain(map(_first_char, chain.from_iterable(rows))):
+            rows = [row if is_plain(map(_first_char, row)) else _neutralise(row)
+                    for row in rows]
         buffer = io.StringIO()
-        csv.writer(buffer, lineterminator="\r\n").writerows(fixed)
+        csv.writer(buffer, lineterminator="\r\n").writerows(rows)
         return buffer.getvalue().encode("utf-8")
 
     def write_rows(self, rows: bytes) -> None:

@@ -140,13 +140,13 @@ def _careful(value: str, col: int) -> str:
 
 def _prepare_row(row: tuple) -> list[str]:
     cells = list(row)
-    date = cells[DATE_COLUMN]
+    date = cells[DATE_COLUMN]  # "YYYY-MM-DD HH:MM:SS" from the query (Writer.date_form)
     cells[DATE_COLUMN] = ""
     # One scan per row; the per-cell checks run only on rows that hold controls or Arabic.
     careful = _NEEDS_CARE.search("".join(cells)) is not None
     convert = _careful if careful else _plain
     cells = [convert(value, col) if value else "" for col, value in enumerate(cells)]
-    cells[DATE_COLUMN] = "" if date is None else date.isoformat(" ", "seconds")
+    cells[DATE_COLUMN] = date or ""
     return cells
 
 

@@ -10,12 +10,13 @@ it). RustXlsxWriter, registered for "excel", lives in xlsx_rust.py.
 import re
 import shutil
 import tempfile
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 
 import xlsxwriter
 
+from .. import dates
 from ..models import DATE_COLUMN
 from .base import ExportMeta, Writer, fsync_path
 
@@ -31,8 +32,6 @@ _FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]"
 # In constant_memory mode XlsxWriter copies a string shaped "<r>...</r>" into the XML
 # unescaped (it takes it for a rich string), so such text needs the per-cell pass too.
 _NEEDS_CARE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]|<r>")
-_EXCEL_EPOCH = datetime(1899, 12, 30)  # serial 0 for every date after 1900-02-28
-_ONE_DAY = timedelta(days=1)
 
 
 def _clean_text(value: str) -> str:
@@ -44,10 +43,6 @@ def _clean_text(value: str) -> str:
     return value
 
 
-def _excel_serial(value: datetime) -> float:
-    return (value - _EXCEL_EPOCH) / _ONE_DAY
-
-
 def _utc_naive(value: datetime) -> datetime:
     """Document dates are stored in UTC ("...Z"); a naive value is taken as UTC already."""
     if value.tzinfo is not None:
@@ -56,11 +51,12 @@ def _utc_naive(value: datetime) -> datetime:
 
 
 class _XlsxWriterBase(Writer):
-    """What both engines share: file type, sheet names and limit, column widths."""
+    """What both engines share: file type, dates as serials, sheet names and limit, widths."""
 
     format = "excel"
     extension = ".xlsx"
     content_type = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+    date_form = dates.SERIAL  # written as numbers with DATE_FORMAT: real date cells
     # Excel's 1,048,576 rows less the header; a class attribute so tests can lower it.
     max_rows_per_sheet = 1_048_575
 
@@ -143,7 +139,7 @@ class XlsxWriterWriter(_XlsxWriterBase):
             sheet.set_column(col, col, width)
 
     def prepare(self, rows: list[tuple]) -> list[list]:
-        """Clean text for XML and turn dates into Excel serial numbers, off the export thread."""
+        """Clean text for XML, off the export thread (dates come as serial numbers)."""
         prepared = []
         for row in rows:
             row = list(row)
@@ -151,7 +147,7 @@ class XlsxWriterWriter(_XlsxWriterBase):
             row[DATE_COLUMN] = ""  # keeps the date out of the text scan below
             if _NEEDS_CARE.search("\n".join(row)):
                 row = [_clean_text(v) for v in row]
-            row[DATE_COLUMN] = None if date is None else _excel_serial(date)
+            row[DATE_COLUMN] = date
             prepared.append(row)
         return prepared
 

@@ -20,7 +20,7 @@ from ..models import DATE_COLUMN
 from .base import ExportMeta, fsync_path
 
 from .xlsx import (
-    _EXCEL_EPOCH, _FORBIDDEN, _ONE_DAY, AUTHOR, DATE_FORMAT, _utc_naive, _XlsxWriterBase,
+    _FORBIDDEN, AUTHOR, DATE_FORMAT, _utc_naive, _XlsxWriterBase,
     XlsxWriterWriter,
 )
 
@@ -61,8 +61,8 @@ class RustXlsxWriter(_XlsxWriterBase):
         self._sheet_count = max(1, -(-meta.row_count // self.max_rows_per_sheet))
 
     def prepare(self, rows: list[tuple]) -> list[dict]:
-        """Clean text for XML, turn dates into Excel serial numbers, and make the records
-        rustpy takes (dicts keyed by header, in column order), off the export thread."""
+        """Clean text for XML and make the records rustpy takes (dicts keyed by header, in
+        column order), off the export thread; dates come as Excel serial numbers."""
         d = DATE_COLUMN
         # One scan of the batch's text (C-level join and search); rows are cleaned only if
         # it finds something.
@@ -75,14 +75,8 @@ class RustXlsxWriter(_XlsxWriterBase):
                 tuple(v if i == d else _FORBIDDEN.sub("", v) for i, v in enumerate(row))
                 for row in rows
             ]
-        headers, epoch, day = self.meta.headers, _EXCEL_EPOCH, _ONE_DAY
-        date_key = headers[d]
-        records = [dict(zip(headers, row)) for row in rows]
-        for record in records:
-            date = record[date_key]
-            if date is not None:
-                record[date_key] = (date - epoch) / day
-        return records
+        headers = self.meta.headers
+        return [dict(zip(headers, row)) for row in rows]
 
     def write_rows(self, rows: list[dict]) -> None:
         if not rows:
