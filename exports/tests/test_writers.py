@@ -1,6 +1,8 @@
 """Writers, read back with independent readers: csv, openpyxl and python-calamine, pypdf."""
 
 import csv
+import io
+import random
 import re
 import threading
 import zipfile
@@ -19,7 +21,7 @@ from python_calamine import CalamineWorkbook
 from exports.dates import rows_as_form
 from exports.models import DATE_COLUMN, EXPORT_FIELDS, EXPORT_HEADERS
 from exports.writers import ExportMeta, fonts, get_writer
-from exports.writers.csv import CsvWriter
+from exports.writers.csv import FORMULA_START, CsvWriter
 from exports.writers.pdf import PdfWriter
 from exports.writers.xlsx import XlsxWriterWriter
 from exports.writers.xlsx_rust import RustXlsxWriter
@@ -148,6 +150,34 @@ class CsvWriterTests(_WriterTestCase):
     def read(self, path: Path) -> list[list[str]]:
         with open(path, encoding="utf-8-sig", newline="") as handle:
             return list(csv.reader(handle))
+
+    @staticmethod
+    def reference(rows: list[tuple]) -> bytes:
+        """csv.writer itself over the neutralised cells: what the column scan must equal."""
+        buffer = io.StringIO()
+        csv.writer(buffer, lineterminator="\r\n").writerows(
+            ["'" + v if v.startswith(FORMULA_START) else v for v in row] for row in rows)
+        return buffer.getvalue().encode("utf-8")
+
+    def test_batches_encode_exactly_as_csv_writer_does(self):
+        # Cells drawn from the characters that matter (quotes, commas, line breaks, formula
+        # starts, the scan's own separator, NUL, non-ASCII), at random positions and lengths.
+        alphabet = ['"', ",", "\r", "\n", "=", "+", "-", "@", "\t", "'", "\x1f", "\x00",
+                    " ", "a", "0", "é", "ش"]
+        rng = random.Random(20261204)
+        writer = CsvWriter(self.tmp_path / "x.csv", ExportMeta())
+        for trial in range(300):
+            width, count = rng.randint(1, 6), rng.randint(1, 40)
+            plain = trial % 3 == 0  # some batches with almost nothing to do
+            rows = [tuple("".join(rng.choice(alphabet[-4:] if plain else alphabet)
+                                  for _ in range(rng.choice((0, 1, 2, 5))))
+                          for _ in range(width)) for _ in range(count)]
+            assert writer.prepare(rows) == self.reference(rows), rows
+        rows = hostile_rows()
+        text = form(writer, rows)
+        assert writer.prepare(text) == self.reference(text)
+        assert writer.prepare([]) == b""
+        writer.abort()
 
     def test_values_round_trip_with_quote_only_on_formula_text(self):
         rows = hostile_rows()
