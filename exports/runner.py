@@ -22,6 +22,7 @@ from pathlib import Path
 from uuid import UUID
 
 from django.db import connection
+from django.db.models.sql import UpdateQuery
 from django.utils import timezone
 
 from . import conf
@@ -111,7 +112,7 @@ def _write_file(task: ExportTask, writer_cls: type[Writer], part: Path, pool: Ex
         if writer_cls.format == "pdf" and total > conf.pdf_max_rows():  # rows added since start
             raise ExportFailed(f"A PDF export holds at most {conf.pdf_max_rows():,} rows and "
                                f"this one would now hold {total:,}. Choose CSV or Excel.")
-        task.row_count = total
+        task.row_count, task.save_progress = total, _progress_statement(task)
         meta = ExportMeta(filters_label=filters.label(), row_count=total,
                           generated_at=timezone.localtime(timezone.now(), conf.time_zone()))
         writer = writer_cls(part, meta, **_writer_options(writer_cls))
@@ -169,13 +170,28 @@ def _progress(task: ExportTask, rows: int) -> None:
     percent = min(99, task.rows_processed * 100 // total) if total else 0
     task.progress = max(task.progress, percent)  # never decreases; 100 only on completion
     task.shown_rows = max(task.shown_rows, task.rows_processed)
-    if letting_go.is_set() or not _owned(task).update(rows_processed=task.shown_rows,
-                                                      progress=task.progress):
+    if letting_go.is_set() or not task.save_progress(task.shown_rows, task.progress):
         raise ExportCancelled()  # cancelled, or this process is handing its exports back
     if time.monotonic() > task.deadline:
         raise ExportFailed(
             f"The export took longer than the limit of {conf.time_limit_seconds():.0f} "
             "seconds and was stopped. Narrow the filters (or set limit) and start it again.")
+
+
+def _progress_statement(task: ExportTask) -> Callable[[int, int], bool]:
+    """_owned(task).update(rows_processed=..., progress=...), compiled once per job: building
+    and compiling the query for every batch took about 5% of a CSV export's time."""
+    query = _owned(task).query.chain(UpdateQuery)
+    query.add_update_values({"rows_processed": 0, "progress": 0})
+    sql, params = query.get_compiler(using=_owned(task).db).as_sql()
+    where = list(params[2:])  # the SET values come first, in the order given
+
+    def save(rows_processed: int, progress: int) -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [rows_processed, progress, *where])
+            return cursor.rowcount > 0  # 0: no longer ours (cancelled, handed back, reaped)
+
+    return save
 
 
 def _finish(task: ExportTask, part: Path, rows: int) -> str:
