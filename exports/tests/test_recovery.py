@@ -203,9 +203,11 @@ class FaultTests(ExportDirMixin, TransactionTestCase):
         self.assertIn("export folder", ExportTask.objects.get(id=task.id).error)
 
     def test_time_limit_fails_the_export_and_frees_its_thread(self):
-        make_records(40)
+        make_records(1000)
         task = self.claimed()
-        with override_settings(EXPORT_TIME_LIMIT_S=0.01, BATCH_SIZE=1):  # 40 batches > 10 ms
+        # The shortest limit (10 ms) against 1,000 one-row batches, each with its own
+        # progress commit: far longer, however fast the machine.
+        with override_settings(EXPORT_TIME_LIMIT_S=0.01, BATCH_SIZE=1):
             self.assertEqual(runner.run_claimed(task.id), Status.FAILED)
         self.assertIn("longer than the limit", ExportTask.objects.get(id=task.id).error)
         self.assertEqual(os.listdir(self.export_dir), [])
