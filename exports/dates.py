@@ -16,6 +16,7 @@ conversion in Python, from a naive local datetime: the reference the tests hold 
 """
 
 from datetime import UTC, datetime, timedelta
+from functools import lru_cache
 from zoneinfo import ZoneInfo
 
 from django.db.models import CharField, F, FloatField, Func
@@ -45,19 +46,25 @@ def rows_as_form(rows: list[tuple], column: int, form: str) -> list[tuple]:
     return [row[:column] + (as_form(row[column], form),) + row[column + 1:] for row in rows]
 
 
-def offset_segments(tz: ZoneInfo, first: datetime, last: datetime) -> list[tuple[datetime | None, int]]:
+def offset_segments(tz: ZoneInfo, first: datetime, last: datetime) -> tuple[tuple[datetime | None, int], ...]:
     """The zone's UTC offsets (seconds) from `first` to `last` (naive UTC), as (start, offset)
     pairs in time order: each offset holds from its start (naive UTC; None for the first)
     until the next start. Offsets are sampled once a day and every change is located to the
-    second, so only a zone changing twice within one day could be missed.
+    second, so only a zone changing twice within one day could be missed. Memoised per
+    (zone, first day, last day): years of data cost a few milliseconds once a day.
     """
+    midnight = {"hour": 0, "minute": 0, "second": 0, "microsecond": 0}
+    return _offset_segments(tz, first.replace(**midnight), last.replace(**midnight))
 
+
+@lru_cache(maxsize=32)
+def _offset_segments(tz: ZoneInfo, first_day: datetime, last_day: datetime) -> tuple:
     def offset(moment: datetime) -> int:
         return int(moment.replace(tzinfo=UTC).astimezone(tz).utcoffset().total_seconds())
 
-    day = first.replace(hour=0, minute=0, second=0, microsecond=0)
+    day = first_day
     segments: list[tuple[datetime | None, int]] = [(None, offset(day))]
-    while day <= last:
+    while day <= last_day:
         following = day + _ONE_DAY
         if offset(following) != segments[-1][1]:
             low, high = day, following  # offset(low) is the old one, offset(high) the new
@@ -67,7 +74,7 @@ def offset_segments(tz: ZoneInfo, first: datetime, last: datetime) -> list[tuple
                 low, high = (middle, high) if offset(middle) == segments[-1][1] else (low, middle)
             segments.append((high, offset(high)))
         day = following
-    return segments
+    return tuple(segments)
 
 
 class LocalDate(Func):

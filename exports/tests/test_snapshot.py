@@ -17,15 +17,15 @@ class OffsetSegmentsTests(SimpleTestCase):
     def test_a_zone_without_dst_has_one_segment(self):
         segments = dates.offset_segments(
             ZoneInfo("Africa/Algiers"), datetime(1990, 1, 1), datetime(2030, 12, 31))
-        self.assertEqual(segments, [(None, 3600)])
+        self.assertEqual(segments, ((None, 3600),))
         self.assertEqual(dates.offset_segments(
-            ZoneInfo("UTC"), datetime(2000, 1, 1), datetime(2001, 1, 1)), [(None, 0)])
+            ZoneInfo("UTC"), datetime(2000, 1, 1), datetime(2001, 1, 1)), ((None, 0),))
 
     def test_changes_are_located_to_the_second(self):
         segments = dates.offset_segments(
             ZoneInfo("Europe/Paris"), datetime(2024, 1, 5, 13), datetime(2024, 12, 1))
-        self.assertEqual(segments, [(None, 3600), (datetime(2024, 3, 31, 1), 7200),
-                                    (datetime(2024, 10, 27, 1), 3600)])
+        self.assertEqual(segments, ((None, 3600), (datetime(2024, 3, 31, 1), 7200),
+                                    (datetime(2024, 10, 27, 1), 3600)))
 
     def test_as_form(self):
         when = datetime(2024, 1, 2, 3, 4, 5, 678000)
