@@ -15,7 +15,7 @@ import os
 import time
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Executor, ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor, wait
 from contextlib import closing
 from datetime import timedelta
 from pathlib import Path
@@ -118,10 +118,12 @@ def _write_file(task: ExportTask, writer_cls: type[Writer], part: Path, pool: Ex
         writer = writer_cls(part, meta, **_writer_options(writer_cls))
         try:
             prepare = lambda batch: (len(batch), writer.prepare(batch))  # noqa: E731
-            # closing(): the query's cursor is released before the snapshot's connection.
+            # closing(): no read is left running, and the query's cursor is released,
+            # before the snapshot's connection closes.
             with closing(snap.batches(queryset, conf.batch_size(), filters.limit,
-                                      date_form=writer_cls.date_form)) as batches:
-                for count, prepared in in_order(pool, prepare, batches, window=_window()):
+                                      date_form=writer_cls.date_form)) as batches, \
+                    closing(read_ahead(pool, batches)) as ahead:
+                for count, prepared in in_order(pool, prepare, ahead, window=_window()):
                     writer.write_rows(prepared)
                     _progress(task, count)
             writer.close()
@@ -161,6 +163,26 @@ def in_order(pool: Executor, fn: Callable, items: Iterable, window: int) -> Iter
     finally:
         for future in pending:
             future.cancel()
+
+
+def read_ahead(pool: Executor, items: Iterator) -> Iterator:
+    """Yield from `items`, each next one being read on the pool meanwhile.
+
+    A batch read is one database call that waits without the GIL (snapshot.batches), so the
+    next batch is read while this one is prepared and written. One read at a time: `items`
+    is never run by two threads at once, nor closed while a read runs.
+    """
+    future = pool.submit(next, items, _END)
+    try:
+        while (item := future.result()) is not _END:
+            future = pool.submit(next, items, _END)
+            yield item
+    finally:
+        if not future.cancel():
+            wait([future])
+
+
+_END = object()
 
 
 def _progress(task: ExportTask, rows: int) -> None:
