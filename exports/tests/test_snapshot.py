@@ -89,6 +89,17 @@ class BatchTests(TransactionTestCase):
                          [r.customer_full_name for r in records])
         self.assertEqual([len(b) for b in limited], [5, 5, 2])
 
+    def test_a_filter_read_through_its_index_still_comes_in_pk_order(self):
+        # Alternating DOTs: the dot index lists all of one DOT first; rows must not.
+        for i in range(30):
+            make_records(1, start=i, dot=("Oran", "Adrar", "Alger")[i % 3])
+        queryset = ExportFilters(dot=("Adrar", "Oran")).queryset()
+        expected = list(queryset.order_by("pk").values_list("customer_full_name", flat=True))
+        with snapshot() as snap:
+            got = [r[-1] for b in snap.batches(queryset, 7) for r in b]
+        self.assertEqual(len(expected), 20)
+        self.assertEqual(got, expected)
+
     @override_settings(TIME_ZONE="Africa/Algiers")
     def test_rows_are_export_rows_with_the_local_date_in_the_asked_form(self):
         record = make_records(1, creation_date=datetime(2024, 6, 1, 23, 30, tzinfo=UTC))[0]

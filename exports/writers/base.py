@@ -24,13 +24,13 @@ class ExportMeta:
 class Writer:
     """Streams rows into one file. Subclasses set the attributes and write_rows().
 
-    Rows arrive as tuples in EXPORT_FIELDS order: text as str ("" for empty), creation_date
-    already local time of TIME_ZONE in the writer's `date_form` (dates.py: TEXT is
-    "YYYY-MM-DD HH:MM:SS" or "" for none, SERIAL an Excel serial number or None), converted
-    by the database query itself. dates.rows_as_form() makes such rows from naive local
-    datetimes (the tests do). The runner calls prepare() on the
-    processing pool (it must be pure and thread-safe), then write_rows() with its result, in
-    order, on the export thread, and close() once. On failure it calls abort() instead.
+    Rows arrive as sequences (tuples or lists) in EXPORT_FIELDS order: text as str ("" for
+    empty), creation_date already local time of TIME_ZONE in the writer's `date_form`
+    (dates.py: TEXT is "YYYY-MM-DD HH:MM:SS" or "" for none, SERIAL an Excel serial number or
+    None), converted by the database query itself. dates.rows_as_form() makes such rows from
+    naive local datetimes (the tests do). The runner calls prepare() on the processing pool
+    (it must be pure and thread-safe), then write_rows() with its result, in order, on the
+    export thread, and close() once. On failure it calls abort() instead.
     """
 
     format = ""  # the export_format value: "csv", "excel", "pdf"
