@@ -10,7 +10,8 @@ own and prints one table per size:
   PDF       raw read -> a plain ReportLab platypus Table (A4 landscape, repeatRows=1), at
             min(rows, EXPORT_PDF_MAX_ROWS) rows: the anchor the service's PDF is compared with
   service   the service's own export of each format through the real pools (pool.submit_export,
-            no HTTP); CSV and XLSX again with MAX_WORKER_THREADS=1 (what the processing pool buys)
+            no HTTP); CSV and XLSX again with MAX_WORKER_THREADS=1 (what the processing pool buys);
+            three CSV exports at once (total rows/s), with the default pool and with one thread
   HTTP      a real gunicorn server on the same data: start a CSV export with a token, poll its
             status, download the file; peak RSS is the gunicorn worker's
 
@@ -228,6 +229,39 @@ def case_service(export_format: str) -> Callable:
     return case
 
 
+def case_service_concurrent(export_format: str, exports: int) -> Callable:
+    """`exports` exports of the same rows started at once through the real pools: rows/s is
+    their total rows over the time until the last one ends (what a busy server delivers)."""
+
+    @contextmanager
+    def case(ctx: Context) -> Iterator[Callable[[], dict]]:
+        first, writer = _service_task(export_format)
+        from exports import pool
+        from exports.models import ExportTask
+
+        tasks = [first] + [
+            ExportTask.objects.create(owner=first.owner, export_format=export_format,
+                                      fingerprint=f"bench-{time.monotonic_ns()}-{n}",
+                                      filters=first.filters)
+            for n in range(1, exports)]
+
+        def work() -> dict:
+            futures = [pool.submit_export(task.id) for task in tasks]
+            statuses = [future.result() for future in futures]
+            if set(statuses) != {"completed"}:
+                raise SystemExit(f"concurrent {export_format} exports ended {statuses}")
+            done = ExportTask.objects.filter(id__in=[task.id for task in tasks])
+            for task in done:
+                Path(task.file_path).unlink(missing_ok=True)
+            return {"rows": sum(task.rows_processed for task in done),
+                    "writer": f"{exports} at once; {writer}"}
+
+        yield work
+        pool.shutdown()
+
+    return case
+
+
 def _service_task(export_format: str):
     """django.setup(), the modules an export uses, and one queued task: all before the base."""
     import django
@@ -364,6 +398,9 @@ CASES = (
     Case("service-excel-1t", "service excel, 1 worker thr.", "xlsx", case_service("excel"),
          env=ONE_THREAD),
     Case("service-pdf", "service pdf", "pdf", case_service("pdf")),
+    Case("service-csv-x3", "service csv, 3 at once", "csv", case_service_concurrent("csv", 3)),
+    Case("service-csv-x3-1t", "service csv, 3 at once, 1 thr.", "csv",
+         case_service_concurrent("csv", 3), env=ONE_THREAD),
 )
 BY_KEY = {case.key: case for case in CASES}
 
