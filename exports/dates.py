@@ -52,9 +52,18 @@ def offset_segments(tz: ZoneInfo, first: datetime, last: datetime) -> tuple[tupl
     until the next start. Offsets are sampled once a day and every change is located to the
     second, so only a zone changing twice within one day could be missed. Memoised per
     (zone, first day, last day): years of data cost a few milliseconds once a day.
+
+    The span is clamped to SEGMENTS_SPAN: a placeholder date such as 9999-12-31 must not cost
+    a loop over eight thousand years (nor overflow). Dates outside it take the offset at the
+    nearer end (the zone's local mean time before 1800, its rule of 2200 after).
     """
+    low, high = SEGMENTS_SPAN
+    first, last = min(max(first, low), high), max(min(last, high), low)
     midnight = {"hour": 0, "minute": 0, "second": 0, "microsecond": 0}
     return _offset_segments(tz, first.replace(**midnight), last.replace(**midnight))
+
+
+SEGMENTS_SPAN = (datetime(1800, 1, 1), datetime(2200, 1, 1))
 
 
 @lru_cache(maxsize=32)

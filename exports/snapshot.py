@@ -64,12 +64,15 @@ class Snapshot:
         local = dates.LocalDate(DATE_FIELD, date_form, conf.time_zone(), self._segments())
         page = (queryset.order_by("pk").annotate(export_date=local)
                 .values_list(*(f if f != DATE_FIELD else "export_date" for f in EXPORT_FIELDS)))
+        # The SQL is compiled here, on the caller's thread: the reads may run on pool threads.
         if self._vendor == "postgresql":
-            return self._server_cursor(page if limit is None else page[:limit], size)
-        return self._sqlite_pages(page, size, limit, date_form)
+            return self._server_cursor(*cursor_sql(page if limit is None else page[:limit]),
+                                       size)
+        inner = page.filter(pk__gt=KEYSET_START).values_list(
+            *(f if f != DATE_FIELD else "export_date" for f in EXPORT_FIELDS), "pk")[:size]
+        return self._sqlite_pages(*cursor_sql(inner), size, limit, date_form)
 
-    def _server_cursor(self, page: QuerySet, size: int) -> Iterator[list[tuple]]:
-        sql, params = cursor_sql(page)
+    def _server_cursor(self, sql: str, params: tuple, size: int) -> Iterator[list[tuple]]:
         name = f"export_rows_{next(self._names)}"
         cursor = self._cursor()
         cursor.execute(f"DECLARE {name} NO SCROLL CURSOR FOR {sql}", params)
@@ -80,7 +83,7 @@ class Snapshot:
         finally:
             cursor.close()
 
-    def _sqlite_pages(self, page: QuerySet, size: int, limit: int | None,
+    def _sqlite_pages(self, sql: str, params: tuple, size: int, limit: int | None,
                       date_form: str) -> Iterator[list[list]]:
         """Keyset pages, each read as one JSON array of row arrays by a single sqlite3_step.
 
@@ -90,11 +93,8 @@ class Snapshot:
         long as one after the other. Here SQLite does the whole page (the filter, the date
         conversion, the JSON escaping) in one call without the GIL, and json.loads (C) turns
         it into rows. SERIAL dates are printed with 17 digits (JSON's own 15 would round off
-        microseconds).
+        microseconds). `sql` is one page (pk > KEYSET_START, LIMIT size) of export rows and pk.
         """
-        inner = page.filter(pk__gt=KEYSET_START).values_list(
-            *(f if f != DATE_FIELD else "export_date" for f in EXPORT_FIELDS), "pk")[:size]
-        sql, params = cursor_sql(inner)
         params, slot = list(params), list(params).index(KEYSET_START)
         columns = ", ".join(_json_value(f, date_form) for f in EXPORT_FIELDS)
         sql = (f"SELECT json_group_array(json_array({columns})), COUNT(*), MAX(page.pk) "

@@ -27,6 +27,14 @@ class OffsetSegmentsTests(SimpleTestCase):
         self.assertEqual(segments, ((None, 3600), (datetime(2024, 3, 31, 1), 7200),
                                     (datetime(2024, 10, 27, 1), 3600)))
 
+    def test_placeholder_dates_far_away_cost_no_more_than_the_clamped_span(self):
+        segments = dates.offset_segments(
+            ZoneInfo("America/New_York"), datetime(1, 1, 1), datetime(9999, 12, 31, 23, 59))
+        starts = [start for start, _ in segments[1:]]
+        self.assertEqual(starts, sorted(starts))
+        self.assertTrue(datetime(1800, 1, 1) < starts[0] < starts[-1] < datetime(2200, 1, 1))
+        self.assertEqual((segments[0][1], segments[-1][1]), (-17762, -18000))  # LMT, EST
+
     def test_as_form(self):
         when = datetime(2024, 1, 2, 3, 4, 5, 678000)
         self.assertEqual(dates.as_form(when, dates.TEXT), "2024-01-02 03:04:05")
@@ -111,6 +119,21 @@ class BatchTests(TransactionTestCase):
             for f in EXPORT_FIELDS]])
         self.assertEqual(serial[0][DATE_COLUMN], dates.as_form(datetime(2024, 6, 2, 0, 30),
                                                                dates.SERIAL))
+
+    @override_settings(TIME_ZONE="Africa/Algiers")
+    def test_placeholder_dates_in_the_table_leave_every_export_working(self):
+        far = [datetime(1, 1, 1, 12, tzinfo=UTC), datetime(9999, 12, 31, 12, tzinfo=UTC)]
+        make_records(1, dot="Oran", creation_date=datetime(2024, 5, 1, tzinfo=UTC))
+        for i, when in enumerate(far, start=1):
+            make_records(1, start=i, dot="Adrar", creation_date=when)
+        tz = ZoneInfo("Africa/Algiers")
+        with snapshot() as snap:
+            oran = list(snap.batches(ExportFilters(dot=("Oran",)).queryset(), 10))
+            adrar = [r[DATE_COLUMN] for b in snap.batches(
+                ExportFilters(dot=("Adrar",)).queryset(), 10) for r in b]
+        self.assertEqual(oran[0][0][DATE_COLUMN], "2024-05-01 01:00:00")
+        self.assertEqual(adrar, [dates.as_form(w.astimezone(tz).replace(tzinfo=None), dates.TEXT)
+                                 for w in far])
 
     def test_an_empty_table_gives_no_batch(self):
         with snapshot() as snap:
