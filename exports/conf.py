@@ -16,9 +16,13 @@ def max_worker_threads() -> int:
     return max(1, settings.MAX_WORKER_THREADS)
 
 
+MAX_BATCH_SIZE = 50_000  # a batch is held whole (and on SQLite read as one JSON document)
+
+
 def batch_size() -> int:
-    """Rows per batch; read on every call so override_settings() applies in tests."""
-    return max(1, settings.BATCH_SIZE)
+    """Rows per batch, 1 to MAX_BATCH_SIZE; read on every call so override_settings() applies
+    in tests."""
+    return min(max(1, settings.BATCH_SIZE), MAX_BATCH_SIZE)
 
 
 def file_retention_days() -> int:

@@ -120,7 +120,7 @@ class LocalDate(Func):
         # Whole seconds and the fraction apart, as on SQLite: the serial keeps microseconds.
         return (f"(CAST(FLOOR({epoch}) + {_EPOCH_TO_UNIX:d} AS double precision) / 86400.0"
                 f" + CAST({epoch} - FLOOR({epoch}) AS double precision) / 86400.0)"), \
-            (*params, self.tz.key, self.tz.key, self.tz.key)
+            (*params, self.tz.key) * 3  # `local` appears three times
 
     def as_sql(self, compiler, connection, **extra):
         raise NotImplementedError(

@@ -94,6 +94,10 @@ class Snapshot:
         conversion, the JSON escaping) in one call without the GIL, and json.loads (C) turns
         it into rows. SERIAL dates are printed with 17 digits (JSON's own 15 would round off
         microseconds). `sql` is one page (pk > KEYSET_START, LIMIT size) of export rows and pk.
+
+        The rows enter json_group_array in the page's ORDER BY: SQLite runs a subquery with
+        ORDER BY and LIMIT as a co-routine that hands its rows over in that order (a test
+        holds it to pk order with a filter read through another index).
         """
         params, slot = list(params), list(params).index(KEYSET_START)
         columns = ", ".join(_json_value(f, date_form) for f in EXPORT_FIELDS)
